@@ -1,0 +1,1 @@
+"""org-operator: declarative organization users on Kubernetes."""

@@ -1,0 +1,60 @@
+"""Typed specs of the three kinds, mirroring the CRDs in crds/ (a test keeps them in agreement)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Scope = Literal["read-only", "read-write"]
+Expiry = Literal["Never", "30d", "90d", "1y"]
+DeletionPolicy = Literal["Deactivate", "Delete"]
+
+EXPIRY_LIFETIMES: dict[str, timedelta | None] = {
+    "Never": None,
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "1y": timedelta(days=365),
+}
+
+# The seed's names for the two scopes: what API consumers and the verifier speak.
+SCOPE_CLAIMS: dict[str, str] = {"read-only": "api-key", "read-write": "api-secret"}
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class ServiceAccountSpec(_Spec):
+    email: str = Field(max_length=254)
+    description: str | None = Field(default=None, max_length=1024)
+    active: bool = True
+
+
+class SecretTemplate(_Spec):
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ApiTokenSpec(_Spec):
+    service_account_name: str = Field(min_length=1, max_length=253)
+    display_name: str | None = Field(default=None, max_length=128)
+    scope: Scope = "read-only"
+    expiry: Expiry = "90d"
+    secret_name: str | None = Field(default=None, min_length=1, max_length=253)
+    secret_template: SecretTemplate = Field(default_factory=SecretTemplate)
+
+
+class ManagedUserSpec(_Spec):
+    email: str = Field(max_length=254)
+    first_name: str = Field(min_length=1, max_length=150)
+    last_name: str = Field(min_length=1, max_length=150)
+    active: bool = True
+    deletion_policy: DeletionPolicy = "Deactivate"
+    adopt: bool = False
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"

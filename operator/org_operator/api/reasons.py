@@ -1,0 +1,51 @@
+"""Phases, condition types and reasons: the vocabulary users see in `kubectl describe`."""
+
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    ACTIVE = "Active"
+    LOCKED = "Locked"
+    EXPIRED = "Expired"
+    REVOKED = "Revoked"
+    FAILED = "Failed"
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    STALE = "Stale"
+    PASSWORD_RESET_EMAIL_SENT = "PasswordResetEmailSent"
+    IDENTITY_PROVIDER_REACHABLE = "IdentityProviderReachable"
+
+
+class Reason(StrEnum):
+    # Shared
+    ACTIVE = "Active"
+    LOCKED = "Locked"
+    DUPLICATE_EMAIL = "DuplicateEmail"
+    ORGANIZATION_NOT_ENTERPRISE = "OrganizationNotEnterprise"
+    INVALID_SPEC = "InvalidSpec"
+    # Tokens
+    ISSUED = "Issued"
+    SERVICE_ACCOUNT_NOT_FOUND = "ServiceAccountNotFound"
+    SERVICE_ACCOUNT_LOCKED = "ServiceAccountLocked"
+    MANAGED_USERS_CANNOT_HOLD_TOKENS = "ManagedUsersCannotHoldTokens"
+    SERVICE_ACCOUNT_DEACTIVATED = "ServiceAccountDeactivated"
+    SERVICE_ACCOUNT_DELETED = "ServiceAccountDeleted"
+    SECRET_DELETED = "SecretDeleted"
+    SECRET_CONFLICT = "SecretConflict"
+    EXPIRED = "Expired"
+    EXPIRING_SOON = "ExpiringSoon"
+    UNUSED = "Unused"
+    RECENTLY_USED = "RecentlyUsed"
+    # Managed users
+    IDENTITY_PROVIDER_NOT_CONFIGURED = "IdentityProviderNotConfigured"
+    IDENTITY_PROVIDER_UNREACHABLE = "IdentityProviderUnreachable"
+    IDENTITY_PROVIDER_UNAUTHORIZED = "IdentityProviderUnauthorized"
+    IDENTITY_PROVIDER_ERROR = "IdentityProviderError"
+    EMAIL_TAKEN = "EmailTaken"
+    RECOVERY_FLOW_NOT_CONFIGURED = "RecoveryFlowNotConfigured"
+    EMAIL_STAGE_NOT_FOUND = "EmailStageNotFound"
+    EMAIL_SENT = "EmailSent"
+    RECONCILED = "Reconciled"

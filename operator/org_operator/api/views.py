@@ -1,0 +1,162 @@
+"""Compact, immutable views of watched objects: what the decisions need, parsed once per event.
+
+The operator keeps one view per object in memory (kopf indexes); keeping them small keeps the
+operator's memory flat at tens of thousands of objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import constants
+from .models import ApiTokenSpec, ManagedUserSpec, ServiceAccountSpec
+
+
+def parse_time(value: object) -> datetime | None:
+    """Parse an RFC 3339 timestamp as the API server writes it (``Z`` suffix)."""
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 with second precision and ``Z``, the form Kubernetes itself writes."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spec_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    return f"spec.{location}: {first['msg']}"
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    resource_version: str
+    created: datetime | None
+    deleting: bool
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> ObjectMeta:
+        metadata = body.get("metadata", {})
+        return cls(
+            namespace=metadata.get("namespace", ""),
+            name=metadata.get("name", ""),
+            uid=metadata.get("uid", ""),
+            generation=int(metadata.get("generation", 0) or 0),
+            resource_version=str(metadata.get("resourceVersion", "")),
+            created=parse_time(metadata.get("creationTimestamp")),
+            deleting=bool(metadata.get("deletionTimestamp")),
+        )
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class ServiceAccountView:
+    meta: ObjectMeta
+    spec: ServiceAccountSpec | None
+    spec_error: str | None
+    status: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> ServiceAccountView:
+        spec, error = _parse(ServiceAccountSpec, body)
+        return cls(ObjectMeta.of(body), spec, error, dict(body.get("status") or {}))
+
+
+@dataclass(frozen=True)
+class ManagedUserView:
+    meta: ObjectMeta
+    spec: ManagedUserSpec | None
+    spec_error: str | None
+    status: Mapping[str, Any]
+    annotations: Mapping[str, str]
+    finalizers: tuple[str, ...]
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> ManagedUserView:
+        spec, error = _parse(ManagedUserSpec, body)
+        metadata = body.get("metadata", {})
+        return cls(
+            ObjectMeta.of(body),
+            spec,
+            error,
+            dict(body.get("status") or {}),
+            dict(metadata.get("annotations") or {}),
+            tuple(metadata.get("finalizers") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class ApiTokenView:
+    meta: ObjectMeta
+    spec: ApiTokenSpec | None
+    spec_error: str | None
+    status: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> ApiTokenView:
+        spec, error = _parse(ApiTokenSpec, body)
+        return cls(ObjectMeta.of(body), spec, error, dict(body.get("status") or {}))
+
+    @property
+    def secret_name(self) -> str:
+        if self.spec and self.spec.secret_name:
+            return self.spec.secret_name
+        return self.meta.name
+
+
+@dataclass(frozen=True)
+class SecretView:
+    """A token Secret's metadata; the token itself is never kept in memory."""
+
+    meta: ObjectMeta
+    owner_uids: tuple[str, ...]
+    token_hash: str | None
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> SecretView:
+        metadata = body.get("metadata", {})
+        owners = tuple(ref.get("uid", "") for ref in metadata.get("ownerReferences") or ())
+        annotations = metadata.get("annotations") or {}
+        return cls(ObjectMeta.of(body), owners, annotations.get(constants.TOKEN_HASH_ANNOTATION))
+
+
+@dataclass(frozen=True)
+class NamespaceView:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> NamespaceView:
+        metadata = body.get("metadata", {})
+        return cls(metadata.get("name", ""), dict(metadata.get("labels") or {}),
+                   dict(metadata.get("annotations") or {}))
+
+    @property
+    def enterprise(self) -> bool:
+        return self.labels.get(constants.PLAN_LABEL) == constants.PLAN_ENTERPRISE
+
+    @property
+    def client_group(self) -> str:
+        return self.annotations.get(constants.CLIENT_GROUP_ANNOTATION) or f"{self.name}-clients"
+
+
+def _parse(model: Any, body: Mapping[str, Any]) -> tuple[Any, str | None]:
+    try:
+        return model.model_validate(body.get("spec") or {}), None
+    except ValidationError as error:
+        return None, _spec_error(error)

@@ -1,0 +1,135 @@
+"""What to do with an OrgApiToken, given what the cluster looks like now. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..api.models import EXPIRY_LIFETIMES
+from ..api.reasons import Phase, Reason
+from ..api.views import ApiTokenView, NamespaceView, SecretView, ServiceAccountView, parse_time
+
+
+class Action(enum.Enum):
+    NOTHING = "nothing"
+    KEEP = "keep"  # issued and healthy: keep the status current
+    WAIT = "wait"  # not issued yet; the status says why
+    FAIL = "fail"  # cannot be issued as specified; the status says why
+    ISSUE = "issue"
+    REISSUE = "reissue"  # the Secret of an active token was deleted: retire the value, issue anew
+    REVOKE = "revoke"
+    EXPIRE = "expire"
+    DELETE_SECRET = "delete-secret"  # a final token whose Secret is still there
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: Reason
+    message: str = ""
+    recheck_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServiceAccountState:
+    """The token's service account as the token sees it."""
+
+    view: ServiceAccountView | None
+    lost_email: bool = False  # a DuplicateEmail service account is not usable
+    managed_user_has_name: bool = False
+
+
+def expires_at(issued_at: datetime, expiry: str) -> datetime | None:
+    lifetime = EXPIRY_LIFETIMES[expiry]
+    return None if lifetime is None else issued_at + lifetime
+
+
+def is_issued(token: ApiTokenView) -> bool:
+    return token.status.get("phase") == Phase.ACTIVE and bool(token.status.get("tokenHash"))
+
+
+def is_final(token: ApiTokenView) -> bool:
+    """Revoked and Expired are final: the token never comes back."""
+    return token.status.get("phase") in (Phase.REVOKED, Phase.EXPIRED)
+
+
+def decide(
+    token: ApiTokenView,
+    namespace: NamespaceView | None,
+    account: ServiceAccountState,
+    secret: SecretView | None,
+    now: datetime,
+) -> Decision:
+    if token.meta.deleting:
+        return Decision(Action.NOTHING, Reason.ISSUED)
+    if is_final(token):
+        owned = secret is not None and token.meta.uid in secret.owner_uids
+        return Decision(Action.DELETE_SECRET if owned else Action.NOTHING, Reason.ISSUED)
+    if namespace is None or not namespace.enterprise:
+        return Decision(
+            Action.WAIT,
+            Reason.ORGANIZATION_NOT_ENTERPRISE,
+            f"namespace {token.meta.namespace} is not labelled org.alien.club/plan=enterprise; "
+            "the organization must be on the Enterprise plan",
+        )
+    if token.spec is None:
+        return Decision(Action.FAIL, Reason.INVALID_SPEC, token.spec_error or "invalid spec")
+    if is_issued(token):
+        return _decide_issued(token, account, secret, now)
+    return _decide_unissued(token, account)
+
+
+def _decide_unissued(token: ApiTokenView, account: ServiceAccountState) -> Decision:
+    assert token.spec is not None
+    name = token.spec.service_account_name
+    sa = account.view
+    if sa is None or sa.meta.deleting:
+        if account.managed_user_has_name:
+            return Decision(
+                Action.FAIL,
+                Reason.MANAGED_USERS_CANNOT_HOLD_TOKENS,
+                f"{name} is an OrgManagedUser; managed users log in with email and password and cannot "
+                "hold API tokens: name an OrgServiceAccount",
+            )
+        return Decision(
+            Action.WAIT,
+            Reason.SERVICE_ACCOUNT_NOT_FOUND,
+            f"OrgServiceAccount {name} does not exist (yet); the token is issued as soon as it does",
+        )
+    if sa.spec is None or account.lost_email:
+        why = "its email belongs to an older user" if account.lost_email else sa.spec_error
+        return Decision(
+            Action.WAIT, Reason.SERVICE_ACCOUNT_NOT_FOUND, f"OrgServiceAccount {name} is not ready: {why}"
+        )
+    if not sa.spec.active:
+        return Decision(
+            Action.WAIT,
+            Reason.SERVICE_ACCOUNT_LOCKED,
+            f"OrgServiceAccount {name} is locked (spec.active: false); the token is issued when it is "
+            "reactivated",
+        )
+    return Decision(Action.ISSUE, Reason.ISSUED)
+
+
+def _decide_issued(
+    token: ApiTokenView, account: ServiceAccountState, secret: SecretView | None, now: datetime
+) -> Decision:
+    sa = account.view
+    if sa is None or sa.meta.deleting:
+        return Decision(
+            Action.REVOKE, Reason.SERVICE_ACCOUNT_DELETED, "the token's OrgServiceAccount was deleted"
+        )
+    if sa.spec is not None and not sa.spec.active:
+        return Decision(
+            Action.REVOKE,
+            Reason.SERVICE_ACCOUNT_DEACTIVATED,
+            f"OrgServiceAccount {sa.meta.name} was deactivated; revoked tokens are never restored",
+        )
+    expiry = parse_time(token.status.get("expiresAt"))
+    if expiry is not None and expiry <= now:
+        return Decision(Action.EXPIRE, Reason.EXPIRED, f"the token expired at {token.status['expiresAt']}")
+    if secret is None or secret.meta.deleting:
+        return Decision(Action.REISSUE, Reason.SECRET_DELETED, recheck_at=expiry)
+    return Decision(Action.KEEP, Reason.ISSUED, recheck_at=expiry)
+

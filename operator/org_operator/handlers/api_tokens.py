@@ -1,0 +1,231 @@
+"""Reconcile an OrgApiToken: issue it once into its Secret, revoke, expire, re-issue a lost Secret.
+
+Crash safety rests on the Secret's fixed name: it is created before the status is written, so a
+run that crashed in between finds its own Secret (owned by this object's uid, hash annotated) and
+adopts that value instead of minting a second one. A Secret of the same name that is not ours is
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from ..api import constants
+from ..api.models import SCOPE_CLAIMS
+from ..api.reasons import ConditionType, Phase, Reason
+from ..api.views import ApiTokenView, format_time
+from ..decisions import conditions
+from ..decisions.tokens import Action, Decision, ServiceAccountState, decide, expires_at
+from ..kube import Conflict, core_path
+from ..runtime.cluster import Key
+from ..runtime.controller import Controller
+from ..tokens import IssuedToken, generate, hash_token, is_well_formed, token_id
+
+logger = logging.getLogger(__name__)
+
+PLURAL = constants.API_TOKENS
+KIND = constants.KIND_API_TOKEN
+
+
+async def reconcile(ctl: Controller, key: Key) -> None:
+    token = ctl.state.token(key)
+    if token is None:
+        ctl.state.forget(PLURAL, key)
+        return
+    now = datetime.now(UTC)
+    decision = decide(
+        token,
+        ctl.state.namespace(token.meta.namespace),
+        _account_state(ctl, token),
+        ctl.state.secret((token.meta.namespace, token.secret_name)),
+        now,
+    )
+    match decision.action:
+        case Action.NOTHING:
+            pass
+        case Action.KEEP:
+            await _write_status(ctl, token, _ready(token, now, True, Reason.ISSUED, _issued_message(token)))
+        case Action.WAIT:
+            await _write_status(ctl, token, {"phase": _unchanged_or_pending(token),
+                                             **_ready(token, now, False, decision.reason, decision.message)})
+        case Action.FAIL:
+            await _write_status(ctl, token, {"phase": Phase.FAILED.value,
+                                             **_ready(token, now, False, decision.reason, decision.message)})
+        case Action.ISSUE | Action.REISSUE:
+            await _issue(ctl, token, decision, now)
+        case Action.REVOKE | Action.EXPIRE:
+            await _finish(ctl, token, decision, now)
+        case Action.DELETE_SECRET:
+            await _delete_secret(ctl, token)
+    if decision.recheck_at is not None:
+        ctl.enqueue(PLURAL, key, delay=(decision.recheck_at - now).total_seconds() + 0.05)
+
+
+def _account_state(ctl: Controller, token: ApiTokenView) -> ServiceAccountState:
+    if token.spec is None:
+        return ServiceAccountState(None)
+    key = (token.meta.namespace, token.spec.service_account_name)
+    account = ctl.state.service_account(key)
+    lost_email = account is not None and account.spec is not None and not ctl.state.owns_email(
+        account.meta, constants.KIND_SERVICE_ACCOUNT, account.spec.email
+    )
+    return ServiceAccountState(account, lost_email, ctl.state.managed_user(key) is not None)
+
+
+def _unchanged_or_pending(token: ApiTokenView) -> str:
+    phase = token.status.get("phase")
+    return str(phase) if phase == Phase.ACTIVE else Phase.PENDING.value
+
+
+def _ready(token: ApiTokenView, now: datetime, ok: bool, reason: Reason, message: str) -> dict[str, Any]:
+    return {
+        "observedGeneration": token.meta.generation,
+        "conditions": conditions.set_condition(
+            token.status.get("conditions") or [],
+            type=ConditionType.READY,
+            status=ok,
+            reason=reason,
+            message=message,
+            generation=token.meta.generation,
+            now=now,
+        ),
+    }
+
+
+def _issued_message(token: ApiTokenView) -> str:
+    return f"token {token.status.get('tokenId')} is in Secret {token.status.get('secretName')}"
+
+
+async def _write_status(ctl: Controller, token: ApiTokenView, desired: dict[str, Any]) -> None:
+    changes = conditions.status_changes(token.status, desired)
+    if changes:
+        await ctl.patch_status(PLURAL, token.meta.key, changes)
+
+
+async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime) -> None:
+    assert token.spec is not None
+    issued = generate()
+    secret_path = core_path("secrets", token.meta.namespace)
+    try:
+        await ctl.kube.create(secret_path, _secret_body(ctl, token, issued))
+    except Conflict:
+        adopted = await _adopt_existing_secret(ctl, token)
+        if adopted is None:
+            message = (f"Secret {token.secret_name} exists and is not this token's; it is left untouched: "
+                       "delete it or set spec.secretName")
+            await _write_status(ctl, token, {"phase": _unchanged_or_pending(token),
+                                             **_ready(token, now, False, Reason.SECRET_CONFLICT, message)})
+            ctl.events.warning(KIND, token.meta, Reason.SECRET_CONFLICT, message)
+            return
+        issued = adopted
+    if issued.hash == token.status.get("tokenHash"):
+        return  # the Secret already holds the value the status describes
+    reissue = decision.action is Action.REISSUE
+    issued_at = now
+    expiry = expires_at(issued_at, token.spec.expiry)
+    if reissue and token.status.get("expiresAt"):
+        expiry = datetime.fromisoformat(str(token.status["expiresAt"]).replace("Z", "+00:00"))
+    status = {
+        "phase": Phase.ACTIVE.value,
+        "tokenId": issued.token_id,
+        "tokenHash": issued.hash,
+        "secretName": token.secret_name,
+        "issuedAt": format_time(issued_at),
+        "expiresAt": format_time(expiry) if expiry else None,
+        **_ready(token, now, True, Reason.ISSUED, f"token {issued.token_id} is in Secret {token.secret_name}"),
+    }
+    await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
+    if reissue:
+        ctl.events.warning(KIND, token.meta, Reason.SECRET_DELETED,
+                           f"Secret {token.secret_name} was deleted: token {token.status.get('tokenId')} is retired "
+                           f"and no longer verifies; token {issued.token_id} was issued into a new Secret")
+    else:
+        ctl.events.normal(KIND, token.meta, Reason.ISSUED,
+                          f"Issued token {issued.token_id} ({token.spec.scope}) into Secret {token.secret_name}")
+
+
+async def _adopt_existing_secret(ctl: Controller, token: ApiTokenView) -> IssuedToken | None:
+    """The value in an existing Secret that this object created earlier, or None if it is not ours."""
+    body = await ctl.kube.get(core_path("secrets", token.meta.namespace, token.secret_name))
+    if body is None:
+        return None
+    metadata = body.get("metadata", {})
+    owners = {ref.get("uid") for ref in metadata.get("ownerReferences") or ()}
+    if token.meta.uid not in owners or metadata.get("deletionTimestamp"):
+        return None
+    encoded = (body.get("data") or {}).get(constants.SECRET_TOKEN_KEY, "")
+    plaintext = base64.b64decode(encoded).decode("ascii", errors="replace")
+    annotated = (metadata.get("annotations") or {}).get(constants.TOKEN_HASH_ANNOTATION)
+    if not is_well_formed(plaintext) or hash_token(plaintext) != annotated:
+        return None
+    digest = hash_token(plaintext)
+    return IssuedToken(plaintext=plaintext, hash=digest, token_id=token_id(digest))
+
+
+def _secret_body(ctl: Controller, token: ApiTokenView, issued: IssuedToken) -> dict[str, Any]:
+    assert token.spec is not None
+    template = token.spec.secret_template
+    labels = {
+        **template.labels,
+        constants.MANAGED_BY_LABEL: constants.MANAGED_BY,
+        constants.SERVICE_ACCOUNT_LABEL: token.spec.service_account_name,
+        constants.TOKEN_NAME_LABEL: token.meta.name,
+        constants.TOKEN_ID_LABEL: issued.token_id,
+    }
+    data = {constants.SECRET_TOKEN_KEY: issued.plaintext}
+    if ctl.settings.mcp_server_url is not None:
+        data[constants.SECRET_MCP_KEY] = mcp_config(
+            ctl.settings.mcp_server_name, str(ctl.settings.mcp_server_url), issued.plaintext
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": token.secret_name,
+            "namespace": token.meta.namespace,
+            "labels": labels,
+            "annotations": {**template.annotations, constants.TOKEN_HASH_ANNOTATION: issued.hash,
+                            f"{constants.GROUP}/scope": SCOPE_CLAIMS[token.spec.scope]},
+            "ownerReferences": [{
+                "apiVersion": constants.API_VERSION,
+                "kind": KIND,
+                "name": token.meta.name,
+                "uid": token.meta.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }],
+        },
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+    }
+
+
+def mcp_config(server_name: str, url: str, plaintext: str) -> str:
+    """The MCP client configuration the seed shows, ready to paste into an AI tool."""
+    config = {"mcpServers": {server_name: {"type": "http", "url": url,
+                                           "headers": {"Authorization": f"Bearer {plaintext}"}}}}
+    return json.dumps(config, indent=2)
+
+
+async def _finish(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime) -> None:
+    """Revoke or expire: the status goes first so verifiers refuse the token before the Secret goes."""
+    expired = decision.action is Action.EXPIRE
+    phase = Phase.EXPIRED if expired else Phase.REVOKED
+    status: dict[str, Any] = {"phase": phase.value, **_ready(token, now, False, decision.reason, decision.message)}
+    if not expired:
+        status |= {"revokedAt": format_time(now), "revocationReason": decision.reason.value}
+    await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
+    await _delete_secret(ctl, token)
+    record = ctl.events.normal if expired else ctl.events.warning
+    record(KIND, token.meta, decision.reason, f"Token {token.status.get('tokenId')} {phase.value.lower()}: "
+                                              f"{decision.message}")
+
+
+async def _delete_secret(ctl: Controller, token: ApiTokenView) -> None:
+    secret = ctl.state.secret((token.meta.namespace, token.secret_name))
+    if secret is not None and token.meta.uid in secret.owner_uids:
+        await ctl.kube.delete(core_path("secrets", token.meta.namespace, token.secret_name), uid=secret.meta.uid)

@@ -1,0 +1,77 @@
+"""Reconcile an OrgServiceAccount: phase from spec.active, token counts, one owner per email."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..api import constants
+from ..api.reasons import ConditionType, Phase, Reason
+from ..api.views import ServiceAccountView
+from ..decisions import conditions
+from ..decisions.emails import normalise, owner
+from ..runtime.cluster import Key
+from ..runtime.controller import Controller
+
+PLURAL = constants.SERVICE_ACCOUNTS
+KIND = constants.KIND_SERVICE_ACCOUNT
+
+
+def desired_status(ctl: Controller, account: ServiceAccountView, now: datetime) -> dict[str, Any]:
+    """The status the account should have; a pure function of the cluster state."""
+    meta = account.meta
+    status: dict[str, Any] = {"observedGeneration": meta.generation}
+    namespace = ctl.state.namespace(meta.namespace)
+    ok, reason, message = True, Reason.ACTIVE, "service account is active; tokens can be issued"
+    if namespace is None or not namespace.enterprise:
+        ok, reason = False, Reason.ORGANIZATION_NOT_ENTERPRISE
+        message = (f"namespace {meta.namespace} is not labelled org.alien.club/plan=enterprise; "
+                   "the organization must be on the Enterprise plan")
+    elif account.spec is None:
+        ok, reason, message = False, Reason.INVALID_SPEC, account.spec_error or "invalid spec"
+    else:
+        tokens = ctl.state.tokens_of(meta.namespace, meta.name)
+        phases = [token.status.get("phase") for token in tokens]
+        status |= {
+            "phase": (Phase.ACTIVE if account.spec.active else Phase.LOCKED).value,
+            "activeTokens": phases.count(Phase.ACTIVE),
+            "revokedTokens": phases.count(Phase.REVOKED),
+        }
+        first = owner(ctl.state.email_claims(meta.namespace, normalise(account.spec.email)))
+        if first is not None and (first.kind, first.name) != (KIND, meta.name):
+            ok, reason = False, Reason.DUPLICATE_EMAIL
+            message = (f"email {account.spec.email} already belongs to {first.kind} {first.name}, which is older; "
+                       "one user per identity: use another email")
+        elif not account.spec.active:
+            reason, message = Reason.LOCKED, "service account is locked; all its tokens are revoked"
+    status["conditions"] = conditions.set_condition(
+        account.status.get("conditions") or [], type=ConditionType.READY, status=ok, reason=reason,
+        message=message, generation=meta.generation, now=now,
+    )
+    return status
+
+
+async def reconcile(ctl: Controller, key: Key) -> None:
+    account = ctl.state.service_account(key)
+    if account is None:
+        ctl.state.forget(PLURAL, key)
+        return
+    if account.meta.deleting:
+        return
+    desired = desired_status(ctl, account, datetime.now(UTC))
+    changes = conditions.status_changes(account.status, desired)
+    if not changes:
+        return
+    await ctl.patch_status(PLURAL, key, changes)
+    before, after = account.status.get("phase"), desired.get("phase")
+    if before == Phase.ACTIVE and after == Phase.LOCKED:
+        ctl.events.warning(KIND, account.meta, Reason.LOCKED,
+                           "Service account deactivated: all its tokens are being revoked")
+    elif before == Phase.LOCKED and after == Phase.ACTIVE:
+        ctl.events.normal(KIND, account.meta, Reason.ACTIVE,
+                          "Service account reactivated; revoked tokens stay revoked: issue new OrgApiTokens")
+    if "conditions" in changes:
+        ready = conditions.find(desired["conditions"], ConditionType.READY)
+        previous = conditions.find(account.status.get("conditions") or [], ConditionType.READY)
+        if ready and ready["status"] == "False" and (previous or {}).get("reason") != ready["reason"]:
+            ctl.events.warning(KIND, account.meta, ready["reason"], ready["message"])

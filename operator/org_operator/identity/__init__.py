@@ -1,0 +1,38 @@
+"""The Authentik client: managed users, their organization group and recovery emails."""
+
+from .client import AuthentikClient
+from .config import AuthentikConfig, RecoveryEmailVariant
+from .errors import (
+    AuthentikError,
+    AuthentikMisconfigured,
+    AuthentikNotFound,
+    AuthentikUnauthorized,
+    AuthentikUnavailable,
+    AuthentikValidationError,
+    EmailStageNotFound,
+    RecoveryFlowNotConfigured,
+    UserHasNoEmail,
+)
+from .models import OWNER_ATTRIBUTE, CheckReport, EmailStage, Group, Owner, User, user_attributes
+
+__all__ = [
+    "OWNER_ATTRIBUTE",
+    "AuthentikClient",
+    "AuthentikConfig",
+    "AuthentikError",
+    "AuthentikMisconfigured",
+    "AuthentikNotFound",
+    "AuthentikUnauthorized",
+    "AuthentikUnavailable",
+    "AuthentikValidationError",
+    "CheckReport",
+    "EmailStage",
+    "EmailStageNotFound",
+    "Group",
+    "Owner",
+    "RecoveryEmailVariant",
+    "RecoveryFlowNotConfigured",
+    "User",
+    "UserHasNoEmail",
+    "user_attributes",
+]

@@ -1,0 +1,210 @@
+"""A thin async Kubernetes API client: the few verbs the operator, the verifier and the CLI use.
+
+kopf watches and indexes; this client does our own writes, so that each write is deliberate and
+countable. Credentials come from the official ``kubernetes`` package's config loaders (kubeconfig
+or in-cluster service account), so every auth method they support works; httpx does the I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Final
+
+import httpx
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from .api import constants
+
+MERGE_PATCH: Final = "application/merge-patch+json"
+JSON_PATCH: Final = "application/json-patch+json"
+
+
+class KubeError(Exception):
+    """A Status answer of the API server; carries its code, reason and message."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"{code} {reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    """409: AlreadyExists on create, Conflict on a stale resourceVersion."""
+
+
+class Invalid(KubeError):
+    pass
+
+
+def path(
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+    *,
+    group: str | None = constants.GROUP,
+    version: str = constants.VERSION,
+) -> str:
+    """The URL path of a collection, an object or a subresource (core kinds: ``group=None``)."""
+    base = f"/api/{version}" if group is None else f"/apis/{group}/{version}"
+    parts = [base]
+    if namespace:
+        parts.append(f"namespaces/{namespace}")
+    parts.append(plural)
+    if name:
+        parts.append(name)
+    if subresource:
+        parts.append(subresource)
+    return "/".join(parts)
+
+
+def core_path(plural: str, namespace: str | None = None, name: str | None = None) -> str:
+    return path(plural, namespace, name, group=None, version="v1")
+
+
+class Kube:
+    """Async access to one Kubernetes API server."""
+
+    def __init__(self, http: httpx.AsyncClient, authorization: Callable[[], str | None]) -> None:
+        self._http = http
+        self._authorization = authorization
+
+    @classmethod
+    def from_config(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+        """Load credentials like kubectl does: in-cluster if available, else the kubeconfig."""
+        configuration = k8s_client.Configuration()
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+        return cls.from_configuration(configuration)
+
+    @classmethod
+    def from_configuration(cls, configuration: k8s_client.Configuration) -> Kube:
+        verify: ssl.SSLContext | bool = False
+        if configuration.verify_ssl:
+            context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+            if configuration.cert_file:
+                context.load_cert_chain(configuration.cert_file, configuration.key_file)
+            verify = context
+        http = httpx.AsyncClient(
+            base_url=configuration.host,
+            verify=verify,
+            timeout=httpx.Timeout(30.0, connect=10.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+        return cls(http, lambda: configuration.get_api_key_with_prefix("authorization"))
+
+    @classmethod
+    def for_url(cls, url: str) -> Kube:
+        """An unauthenticated client, for the emulator on loopback."""
+        return cls(httpx.AsyncClient(base_url=url, timeout=30.0), lambda: None)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Kube:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        authorization = self._authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        return headers
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        content = None if body is None else json.dumps(body).encode()
+        response = await self._http.request(
+            method,
+            url,
+            content=content,
+            params=params,
+            headers=self._headers(content_type if content is not None else None),
+        )
+        payload = response.json() if response.content else {}
+        if response.is_success:
+            return payload  # type: ignore[no-any-return]
+        raise _error(response.status_code, payload)
+
+    async def get(self, url: str) -> dict[str, Any] | None:
+        try:
+            return await self._request("GET", url)
+        except NotFound:
+            return None
+
+    async def list(self, url: str, **params: str) -> dict[str, Any]:
+        return await self._request("GET", url, params=params)
+
+    async def create(self, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._request("POST", url, body=body)
+
+    async def patch(
+        self, url: str, body: Any, *, content_type: str = MERGE_PATCH
+    ) -> dict[str, Any]:
+        return await self._request("PATCH", url, body=body, content_type=content_type)
+
+    async def delete(self, url: str, *, uid: str | None = None) -> bool:
+        """Delete an object; False if it was already gone. ``uid`` guards against a namesake."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}} if uid else None
+        try:
+            await self._request("DELETE", url, body=body)
+        except NotFound:
+            return False
+        return True
+
+    async def watch(
+        self, url: str, *, resource_version: str, timeout_seconds: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream watch events from ``resource_version`` until the server closes the stream."""
+        params = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        timeout = httpx.Timeout(timeout_seconds + 30.0, connect=10.0)
+        async with self._http.stream(
+            "GET", url, params=params, headers=self._headers(), timeout=timeout
+        ) as response:
+            if not response.is_success:
+                await response.aread()
+                raise _error(response.status_code, response.json() if response.content else {})
+            async for line in response.aiter_lines():
+                if line.strip():
+                    yield json.loads(line)
+
+
+def _error(code: int, payload: Mapping[str, Any]) -> KubeError:
+    reason = str(payload.get("reason", "Unknown"))
+    message = str(payload.get("message", ""))
+    if code == 404:
+        return NotFound(code, reason, message)
+    if code == 409:
+        return Conflict(code, reason, message)
+    if code == 422:
+        return Invalid(code, reason, message)
+    return KubeError(code, reason, message)

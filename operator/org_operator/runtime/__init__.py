@@ -1,0 +1,1 @@
+"""The reconciliation machinery shared by all kinds: work queue, cluster state, Events."""

@@ -1,0 +1,78 @@
+"""The token format: generation, offline recognition, hashing.
+
+A token is ``oat_`` + 43 base62 characters carrying 256 random bits + 6 base62 characters of a
+CRC32 checksum over the random part. The prefix and the checksum let a secret scanner recognise a
+real token offline with no false positives from random strings; the checksum is not a security
+feature. Only the SHA-256 of a token is ever stored outside its Secret; a plain hash is enough
+because the token has 256 bits of entropy (no dictionary to attack, so no slow KDF is needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import zlib
+from dataclasses import dataclass, field
+
+PREFIX = "oat_"
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_RANDOM_BYTES = 32
+_BODY_LENGTH = 43  # ceil(256 / log2(62))
+_CHECKSUM_LENGTH = 6  # ceil(32 / log2(62))
+TOKEN_LENGTH = len(PREFIX) + _BODY_LENGTH + _CHECKSUM_LENGTH
+TOKEN_ID_LENGTH = 12
+_ALPHABET_SET = frozenset(_ALPHABET)
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(_ALPHABET[digit])
+    return "".join(reversed(digits))
+
+
+def _checksum(body: str) -> str:
+    return _base62(zlib.crc32(body.encode("ascii")), _CHECKSUM_LENGTH)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A freshly generated token. ``plaintext`` goes into the Secret and nowhere else."""
+
+    plaintext: str = field(repr=False)
+    hash: str
+    token_id: str
+
+    def __str__(self) -> str:
+        return f"IssuedToken(id={self.token_id})"
+
+
+def generate() -> IssuedToken:
+    """Generate a new token from the operating system's CSPRNG."""
+    body = _base62(int.from_bytes(secrets.token_bytes(_RANDOM_BYTES), "big"), _BODY_LENGTH)
+    plaintext = PREFIX + body + _checksum(body)
+    digest = hash_token(plaintext)
+    return IssuedToken(plaintext=plaintext, hash=digest, token_id=token_id(digest))
+
+
+def is_well_formed(candidate: str) -> bool:
+    """True if the string has the token's shape and a valid checksum (an offline check)."""
+    if len(candidate) != TOKEN_LENGTH or not candidate.startswith(PREFIX):
+        return False
+    rest = candidate[len(PREFIX):]
+    if not _ALPHABET_SET.issuperset(rest):
+        return False
+    body, checksum = rest[:_BODY_LENGTH], rest[_BODY_LENGTH:]
+    return hmac.compare_digest(_checksum(body), checksum)
+
+
+def hash_token(plaintext: str) -> str:
+    """SHA-256 of the token, lowercase hex: the only form stored outside the Secret."""
+    return hashlib.sha256(plaintext.encode("ascii")).hexdigest()
+
+
+def token_id(token_hash: str) -> str:
+    """The short public id of a token, derived from its hash so it needs no storage of its own."""
+    return token_hash[:TOKEN_ID_LENGTH]
