@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
+from ..api import constants
 from ..api.views import (
     ApiTokenView,
     ManagedUserView,
@@ -20,7 +21,6 @@ from ..api.views import (
     SecretView,
     ServiceAccountView,
 )
-from ..api import constants
 from ..decisions.emails import EmailClaim, normalise, owner
 
 V = TypeVar("V")
