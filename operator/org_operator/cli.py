@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 import click
 from pydantic import ValidationError
 
+from .api import constants
+from .kube import Kube, NotFound, path
 from .settings import OperatorSettings
+from .users_table import UserRow, as_json, build_rows, render_table
 
 
 def _settings() -> OperatorSettings:
@@ -18,8 +23,10 @@ def _settings() -> OperatorSettings:
         return OperatorSettings()
     except ValidationError as error:
         problem = error.errors()[0]
-        field = "ORG_OPERATOR_" + "_".join(str(part) for part in problem["loc"]).upper()
-        raise click.ClickException(f"{field}: {problem['msg']}") from None
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if problem["loc"]:
+            message = "ORG_OPERATOR_" + "_".join(str(part) for part in problem["loc"]).upper() + ": " + message
+        raise click.ClickException(message) from None
 
 
 def _logging(verbose: bool) -> None:
@@ -28,6 +35,7 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # request lines carry emails in query strings
 
 
 @click.group()
@@ -41,6 +49,7 @@ def main() -> None:
 @click.option("--standalone", is_flag=True, help="Do not coordinate with other replicas (no peering).")
 @click.option("--priority", type=int, default=0, help="Peering priority; the highest running replica is active.")
 @click.option("--liveness", "liveness_endpoint", default=None, help="e.g. http://0.0.0.0:8081/healthz")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
 @click.option("-v", "--verbose", is_flag=True)
 def run(
     namespaces: tuple[str, ...],
@@ -48,6 +57,7 @@ def run(
     standalone: bool,
     priority: int,
     liveness_endpoint: str | None,
+    metrics_port: int | None,
     verbose: bool,
 ) -> None:
     """Run the operator against the current kubeconfig or the in-cluster config."""
@@ -65,8 +75,71 @@ def run(
             standalone=standalone,
             priority=priority,
             liveness_endpoint=liveness_endpoint,
+            metrics_port=metrics_port,
         )
     )
+
+
+@main.command()
+def demo() -> None:
+    """Run the operator and verifier against emulated Kubernetes and Authentik, and show what happens."""
+    from .demo import main as run_demo
+
+    run_demo()
+
+
+@main.command()
+@click.option("-n", "--namespace", "namespaces", multiple=True, help="Serve only these namespaces (repeatable).")
+@click.option("-A", "--all-namespaces", "clusterwide", is_flag=True, help="Serve all namespaces (the default).")
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("-v", "--verbose", is_flag=True)
+def verifier(namespaces: tuple[str, ...], clusterwide: bool, port: int, verbose: bool) -> None:
+    """Run the token verifier: forward-auth at /auth, introspection at /introspect, /metrics."""
+    from .verifier import VerifierConfig, run_verifier
+
+    if namespaces and clusterwide:
+        raise click.UsageError("use either -n/--namespace or -A/--all-namespaces")
+    try:
+        config = VerifierConfig.from_env(port=port, namespaces=namespaces)
+    except (ValidationError, ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    _logging(verbose)
+    asyncio.run(run_verifier(config, Kube.from_config()))
+
+
+async def _fetch_users(namespace: str) -> list[UserRow]:
+    async with Kube.from_config() as kube:
+        lists = [await kube.list(path(plural, namespace)) for plural in
+                 (constants.SERVICE_ACCOUNTS, constants.MANAGED_USERS, constants.API_TOKENS)]
+    return build_rows(*(listing.get("items", []) for listing in lists))
+
+
+@main.command()
+@click.option("-n", "--namespace", required=True, help="The organization's namespace.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def users(namespace: str, output: str) -> None:
+    """Print the Organization Users table: service accounts and managed users, with their tokens."""
+    rows = asyncio.run(_fetch_users(namespace))
+    click.echo(json.dumps(as_json(rows), indent=2) if output == "json" else render_table(rows))
+
+
+async def _request_reset(namespace: str, name: str, stamp: str) -> None:
+    annotations = {constants.PASSWORD_RESET_ANNOTATION: stamp}
+    async with Kube.from_config() as kube:
+        await kube.patch(path(constants.MANAGED_USERS, namespace, name), {"metadata": {"annotations": annotations}})
+
+
+@main.command("reset-password")
+@click.argument("name")
+@click.option("-n", "--namespace", required=True, help="The organization's namespace.")
+def reset_password(name: str, namespace: str) -> None:
+    """Send a managed user the password-reset email again (records a request on the object)."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        asyncio.run(_request_reset(namespace, name, stamp))
+    except NotFound:
+        raise click.ClickException(f"OrgManagedUser {name} not found in namespace {namespace}") from None
+    click.echo(f"Password reset requested for {namespace}/{name} at {stamp}; the operator sends the email.")
 
 
 if __name__ == "__main__":

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 import kopf
+import prometheus_client
 
 from .handlers.wiring import build_registry
 from .kube import Kube
+from .metrics import register_token_health
 from .runtime.controller import Controller
 from .settings import OperatorSettings
 
 
 def build(
-    settings: OperatorSettings, tune: Callable[[kopf.OperatorSettings], None] | None = None
+    settings: OperatorSettings,
+    tune: Callable[[kopf.OperatorSettings], None] | None = None,
+    identity_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
 ) -> tuple[Controller, kopf.OperatorRegistry]:
-    controller = Controller(settings, Kube.from_config)
+    """The controller and its kopf registry; ``identity_hooks`` are httpx event hooks on Authentik calls."""
+    controller = Controller(settings, Kube.from_config, identity_hooks)
     return controller, build_registry(controller, tune)
 
 
@@ -31,8 +37,12 @@ async def run_operator(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     tune: Callable[[kopf.OperatorSettings], None] | None = None,
+    metrics_port: int | None = None,
 ) -> None:
-    _, registry = build(settings, tune)
+    controller, registry = build(settings, tune)
+    if metrics_port is not None:
+        register_token_health(controller.state, prometheus_client.REGISTRY)
+        prometheus_client.start_http_server(metrics_port)
     await kopf.operator(
         registry=registry,
         namespaces=namespaces,

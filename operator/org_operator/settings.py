@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .identity.config import AuthentikConfig, RecoveryEmailVariant
 
 
 class OperatorSettings(BaseSettings):
@@ -20,3 +25,45 @@ class OperatorSettings(BaseSettings):
     mcp_server_name: str = Field(default="org-documents", description="The server's key in mcp.json.")
     stale_after_days: int = Field(default=30, ge=1, description="A token unused this long gets Stale=True.")
     expiry_warning_days: int = Field(default=7, ge=0, description="Warn this many days before a token expires.")
+
+    authentik_url: AnyHttpUrl | None = Field(default=None, description="Authentik's base URL; unset: no managed users.")
+    authentik_token: SecretStr | None = Field(default=None, description="Authentik API token (intent API).")
+    authentik_token_file: Path | None = Field(default=None, description="File holding the token (a mounted Secret).")
+    authentik_public_host: str | None = Field(default=None, description="Public host: Authentik's brand and links.")
+    authentik_email_stage: str | None = Field(default=None, description="Email stage for recovery mails: uuid or name.")
+    authentik_user_type: Literal["internal", "external"] = "internal"
+    authentik_concurrency: int = Field(default=8, ge=1, le=256, description="Authentik requests in flight at most.")
+    authentik_timeout: float = Field(default=10.0, gt=0, description="Seconds per Authentik request.")
+    authentik_recovery_email_variant: RecoveryEmailVariant = "auto"
+    resync_interval: float = Field(default=600.0, gt=0, description="Seconds between drift resyncs with Authentik.")
+
+    @model_validator(mode="after")
+    def _token_file_is_readable(self) -> OperatorSettings:
+        if self.authentik_token_file is not None:
+            try:
+                self.authentik_token_file.read_text()
+            except OSError as error:
+                problem = f"cannot read AUTHENTIK_TOKEN_FILE {self.authentik_token_file}: {error.strerror}"
+                raise ValueError(problem) from None
+        if self.authentik_url is not None and self.authentik_token is None and self.authentik_token_file is None:
+            raise ValueError("AUTHENTIK_URL is set but neither AUTHENTIK_TOKEN nor AUTHENTIK_TOKEN_FILE is")
+        return self
+
+    def authentik(self) -> AuthentikConfig | None:
+        """The Authentik client's configuration, or None when no identity provider is configured."""
+        if self.authentik_url is None:
+            return None
+        token = self.authentik_token
+        if self.authentik_token_file is not None:
+            token = SecretStr(self.authentik_token_file.read_text().strip())
+        assert token is not None
+        return AuthentikConfig(
+            url=str(self.authentik_url),
+            token=token,
+            public_host=self.authentik_public_host,
+            email_stage=self.authentik_email_stage,
+            user_type=self.authentik_user_type,
+            concurrency=self.authentik_concurrency,
+            timeout_seconds=self.authentik_timeout,
+            recovery_email_variant=self.authentik_recovery_email_variant,
+        )

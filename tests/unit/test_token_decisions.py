@@ -107,3 +107,17 @@ def test_invalid_spec_fails_with_the_field_named() -> None:
 def test_expiry_lifetimes(expiry: str, days: int) -> None:
     assert expires_at(NOW, expiry) == NOW + timedelta(days=days)
     assert expires_at(NOW, "Never") is None
+
+
+def test_health_stale_from_issue_or_last_use_and_expiring_soon() -> None:
+    from org_operator.decisions.tokens import health
+
+    days = timedelta(days=1)
+    issued = NOW - 40 * days
+    fresh = health(issued, NOW - days, NOW + 60 * days, NOW, stale_after=30 * days, warn_before=7 * days)
+    assert not fresh.stale and not fresh.expiring_soon
+    assert fresh.next_change == NOW + 29 * days
+    never_used = health(issued, None, None, NOW, stale_after=30 * days, warn_before=7 * days)
+    assert never_used.stale and never_used.next_change is None
+    soon = health(NOW, None, NOW + 3 * days, NOW, stale_after=30 * days, warn_before=7 * days)
+    assert soon.expiring_soon and not soon.stale

@@ -15,6 +15,7 @@ class Phase(StrEnum):
 class ConditionType(StrEnum):
     READY = "Ready"
     STALE = "Stale"
+    EXPIRING_SOON = "ExpiringSoon"
     PASSWORD_RESET_EMAIL_SENT = "PasswordResetEmailSent"
     IDENTITY_PROVIDER_REACHABLE = "IdentityProviderReachable"
 
@@ -37,6 +38,7 @@ class Reason(StrEnum):
     SECRET_CONFLICT = "SecretConflict"
     EXPIRED = "Expired"
     EXPIRING_SOON = "ExpiringSoon"
+    NOT_EXPIRING = "NotExpiring"
     UNUSED = "Unused"
     RECENTLY_USED = "RecentlyUsed"
     # Managed users

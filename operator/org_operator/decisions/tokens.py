@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..api.models import EXPIRY_LIFETIMES
 from ..api.reasons import Phase, Reason
@@ -133,3 +133,28 @@ def _decide_issued(
         return Decision(Action.REISSUE, Reason.SECRET_DELETED, recheck_at=expiry)
     return Decision(Action.KEEP, Reason.ISSUED, recheck_at=expiry)
 
+
+
+@dataclass(frozen=True)
+class Health:
+    """Usage and lifetime of an active token: what the Stale and ExpiringSoon conditions say."""
+
+    stale: bool
+    expiring_soon: bool
+    next_change: datetime | None  # when one of the two flips next, to look again then
+
+
+def health(
+    issued_at: datetime, last_used_at: datetime | None, expires: datetime | None, now: datetime,
+    *, stale_after: timedelta, warn_before: timedelta,
+) -> Health:
+    """Unused for ``stale_after`` (counted from issue when never used) is stale; expiry within
+    ``warn_before`` is soon."""
+    stale_at = (last_used_at or issued_at) + stale_after
+    warn_at = expires - warn_before if expires is not None else None
+    upcoming = [moment for moment in (stale_at, warn_at) if moment is not None and moment > now]
+    return Health(
+        stale=stale_at <= now,
+        expiring_soon=warn_at is not None and warn_at <= now,
+        next_change=min(upcoming, default=None),
+    )

@@ -11,15 +11,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..api import constants
 from ..api.models import SCOPE_CLAIMS
 from ..api.reasons import ConditionType, Phase, Reason
-from ..api.views import ApiTokenView, format_time
+from ..api.views import ApiTokenView, format_time, parse_time
 from ..decisions import conditions
-from ..decisions.tokens import Action, Decision, ServiceAccountState, decide, expires_at
+from ..decisions.tokens import Action, Decision, Health, ServiceAccountState, decide, expires_at, health
 from ..kube import Conflict, core_path
 from ..runtime.cluster import Key
 from ..runtime.controller import Controller
@@ -48,7 +49,7 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         case Action.NOTHING:
             pass
         case Action.KEEP:
-            await _write_status(ctl, token, _ready(token, now, True, Reason.ISSUED, _issued_message(token)))
+            await _keep(ctl, token, now)
         case Action.WAIT:
             await _write_status(ctl, token, {"phase": _unchanged_or_pending(token),
                                              **_ready(token, now, False, decision.reason, decision.message)})
@@ -96,8 +97,47 @@ def _ready(token: ApiTokenView, now: datetime, ok: bool, reason: Reason, message
     }
 
 
-def _issued_message(token: ApiTokenView) -> str:
-    return f"token {token.status.get('tokenId')} is in Secret {token.status.get('secretName')}"
+def _issued_message(token_id: object, secret_name: str) -> str:
+    return f"token {token_id} is in Secret {secret_name}"
+
+
+def _active_status(ctl: Controller, token: ApiTokenView, status: Mapping[str, Any], now: datetime
+                   ) -> tuple[dict[str, Any], Health]:
+    """Ready, Stale and ExpiringSoon of an active token whose issue fields are ``status``."""
+    issued_at = parse_time(status.get("issuedAt")) or now
+    token_health = health(issued_at, parse_time(status.get("lastUsedAt")), parse_time(status.get("expiresAt")), now,
+                          stale_after=timedelta(days=ctl.settings.stale_after_days),
+                          warn_before=timedelta(days=ctl.settings.expiry_warning_days))
+    current = token.status.get("conditions") or []
+    for type_, flag, yes, no, yes_message, no_message in (
+        (ConditionType.READY, True, Reason.ISSUED, Reason.ISSUED,
+         _issued_message(status.get("tokenId"), token.secret_name), ""),
+        (ConditionType.STALE, token_health.stale, Reason.UNUSED, Reason.RECENTLY_USED,
+         f"not used for {ctl.settings.stale_after_days} days: a lost token or an abandoned integration? "
+         "Delete it if it is not needed", f"used within the last {ctl.settings.stale_after_days} days"),
+        (ConditionType.EXPIRING_SOON, token_health.expiring_soon, Reason.EXPIRING_SOON, Reason.NOT_EXPIRING,
+         f"expires at {status.get('expiresAt')}: issue a new OrgApiToken and switch consumers to it",
+         "not within the expiry warning window"),
+    ):
+        current = conditions.set_condition(current, type=type_, status=flag, reason=yes if flag else no,
+                                           message=yes_message if flag else no_message,
+                                           generation=token.meta.generation, now=now)
+    return {"observedGeneration": token.meta.generation, "conditions": current}, token_health
+
+
+async def _keep(ctl: Controller, token: ApiTokenView, now: datetime) -> None:
+    desired, token_health = _active_status(ctl, token, token.status, now)
+    before = {c["type"]: c["status"] for c in token.status.get("conditions") or []}
+    await _write_status(ctl, token, desired)
+    if token_health.stale and before.get(ConditionType.STALE) != "True":
+        ctl.events.warning(KIND, token.meta, Reason.UNUSED,
+                           f"Token {token.status.get('tokenId')} has not been used for "
+                           f"{ctl.settings.stale_after_days} days")
+    if token_health.expiring_soon and before.get(ConditionType.EXPIRING_SOON) != "True":
+        ctl.events.warning(KIND, token.meta, Reason.EXPIRING_SOON,
+                           f"Token {token.status.get('tokenId')} expires at {token.status.get('expiresAt')}")
+    if token_health.next_change is not None:
+        ctl.enqueue(PLURAL, token.meta.key, delay=(token_health.next_change - now).total_seconds() + 0.05)
 
 
 async def _write_status(ctl: Controller, token: ApiTokenView, desired: dict[str, Any]) -> None:
@@ -129,15 +169,16 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
     expiry = expires_at(issued_at, token.spec.expiry)
     if reissue and token.status.get("expiresAt"):
         expiry = datetime.fromisoformat(str(token.status["expiresAt"]).replace("Z", "+00:00"))
-    status = {
+    status: dict[str, Any] = {
         "phase": Phase.ACTIVE.value,
         "tokenId": issued.token_id,
         "tokenHash": issued.hash,
         "secretName": token.secret_name,
         "issuedAt": format_time(issued_at),
         "expiresAt": format_time(expiry) if expiry else None,
-        **_ready(token, now, True, Reason.ISSUED, f"token {issued.token_id} is in Secret {token.secret_name}"),
+        "lastUsedAt": None,
     }
+    status |= _active_status(ctl, token, status, now)[0]
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
     if reissue:
         ctl.events.warning(KIND, token.meta, Reason.SECRET_DELETED,

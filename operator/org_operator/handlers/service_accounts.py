@@ -17,10 +17,15 @@ PLURAL = constants.SERVICE_ACCOUNTS
 KIND = constants.KIND_SERVICE_ACCOUNT
 
 
-def desired_status(ctl: Controller, account: ServiceAccountView, now: datetime) -> dict[str, Any]:
-    """The status the account should have; a pure function of the cluster state."""
+def desired_status(ctl: Controller, account: ServiceAccountView, now: datetime) -> tuple[dict[str, Any], bool]:
+    """The status the account should have, and whether some of its tokens are still being processed.
+
+    While tokens are in flight the counts are left as they are: a burst of issues or revocations
+    then costs one count update per account at its end, not one per token.
+    """
     meta = account.meta
     status: dict[str, Any] = {"observedGeneration": meta.generation}
+    settling = False
     namespace = ctl.state.namespace(meta.namespace)
     ok, reason, message = True, Reason.ACTIVE, "service account is active; tokens can be issued"
     if namespace is None or not namespace.enterprise:
@@ -32,11 +37,10 @@ def desired_status(ctl: Controller, account: ServiceAccountView, now: datetime) 
     else:
         tokens = ctl.state.tokens_of(meta.namespace, meta.name)
         phases = [token.status.get("phase") for token in tokens]
-        status |= {
-            "phase": (Phase.ACTIVE if account.spec.active else Phase.LOCKED).value,
-            "activeTokens": phases.count(Phase.ACTIVE),
-            "revokedTokens": phases.count(Phase.REVOKED),
-        }
+        settling = None in phases or (not account.spec.active and Phase.ACTIVE in phases)
+        status["phase"] = (Phase.ACTIVE if account.spec.active else Phase.LOCKED).value
+        if not settling:
+            status |= {"activeTokens": phases.count(Phase.ACTIVE), "revokedTokens": phases.count(Phase.REVOKED)}
         first = owner(ctl.state.email_claims(meta.namespace, normalise(account.spec.email)))
         if first is not None and (first.kind, first.name) != (KIND, meta.name):
             ok, reason = False, Reason.DUPLICATE_EMAIL
@@ -48,7 +52,7 @@ def desired_status(ctl: Controller, account: ServiceAccountView, now: datetime) 
         account.status.get("conditions") or [], type=ConditionType.READY, status=ok, reason=reason,
         message=message, generation=meta.generation, now=now,
     )
-    return status
+    return status, settling
 
 
 async def reconcile(ctl: Controller, key: Key) -> None:
@@ -58,7 +62,9 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         return
     if account.meta.deleting:
         return
-    desired = desired_status(ctl, account, datetime.now(UTC))
+    desired, settling = desired_status(ctl, account, datetime.now(UTC))
+    if settling:
+        ctl.enqueue(PLURAL, key, delay=ctl.settings.account_status_delay)
     changes = conditions.status_changes(account.status, desired)
     if not changes:
         return

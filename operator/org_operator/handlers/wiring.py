@@ -25,7 +25,7 @@ from ..api.views import (
 from ..decisions.emails import EmailClaim, normalise
 from ..runtime import cluster
 from ..runtime.controller import Controller
-from . import api_tokens, service_accounts
+from . import api_tokens, managed_users, service_accounts
 
 GROUP, VERSION = constants.GROUP, constants.VERSION
 SA, MU, TOKENS = constants.SERVICE_ACCOUNTS, constants.MANAGED_USERS, constants.API_TOKENS
@@ -56,6 +56,7 @@ def build_registry(
     kopf.on.login(registry=registry)(kopf.login_via_client)  # kubeconfig or in-cluster, as kubectl
     ctl.register(SA, service_accounts.reconcile)
     ctl.register(TOKENS, api_tokens.reconcile)
+    ctl.register(MU, managed_users.reconcile)
 
     @kopf.on.startup(registry=registry)
     async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
@@ -68,36 +69,38 @@ def build_registry(
     async def stop(**_: Any) -> None:
         await ctl.stop()
 
-    @kopf.index("v1", "namespaces", registry=registry)
+    @kopf.index("v1", "namespaces", id="namespaces_index", registry=registry)
     def namespaces_index(name: str, body: kopf.Body, **_: Any) -> dict[str, NamespaceView]:
         return {name: NamespaceView.of(body)}
 
-    @kopf.index(GROUP, VERSION, SA, registry=registry)
+    @kopf.index(GROUP, VERSION, SA, id="service_accounts_index", registry=registry)
     def service_accounts_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): ServiceAccountView.of(body)}
 
-    @kopf.index(GROUP, VERSION, MU, registry=registry)
+    @kopf.index(GROUP, VERSION, MU, id="managed_users_index", registry=registry)
     def managed_users_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): ManagedUserView.of(body)}
 
-    @kopf.index(GROUP, VERSION, TOKENS, registry=registry)
+    @kopf.index(GROUP, VERSION, TOKENS, id="tokens_index", registry=registry)
     def tokens_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): ApiTokenView.of(body)}
 
-    @kopf.index(GROUP, VERSION, TOKENS, registry=registry)
+    @kopf.index(GROUP, VERSION, TOKENS, id="tokens_by_account_index", registry=registry)
     def tokens_by_account_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> Any:
         return {(namespace, spec.get("serviceAccountName")): name}
 
-    @kopf.index("v1", "secrets", labels={constants.MANAGED_BY_LABEL: constants.MANAGED_BY}, registry=registry)
+    ours = {constants.MANAGED_BY_LABEL: constants.MANAGED_BY}
+
+    @kopf.index("v1", "secrets", labels=ours, id="secrets_index", registry=registry)
     def secrets_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): SecretView.of(body)}
 
-    @kopf.index(GROUP, VERSION, SA, registry=registry)
+    @kopf.index(GROUP, VERSION, SA, id="service_account_emails_index", registry=registry)
     def service_account_emails_index(namespace: str, name: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> Any:
         email = spec.get("email")
         return {(namespace, normalise(email)): _claim(constants.KIND_SERVICE_ACCOUNT, body, name)} if email else {}
 
-    @kopf.index(GROUP, VERSION, MU, registry=registry)
+    @kopf.index(GROUP, VERSION, MU, id="managed_user_emails_index", registry=registry)
     def managed_user_emails_index(namespace: str, name: str, body: kopf.Body, spec: kopf.Spec, **_: Any) -> Any:
         email = spec.get("email")
         return {(namespace, normalise(email)): _claim(constants.KIND_MANAGED_USER, body, name)} if email else {}
@@ -128,8 +131,7 @@ def build_registry(
 
     @kopf.on.event(GROUP, VERSION, MU, registry=registry)
     async def managed_user_changed(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> None:
-        if ctl.has_reconciler(MU):
-            ctl.enqueue(MU, (namespace, name))
+        ctl.enqueue(MU, (namespace, name))
         requeue_tokens_naming(namespace, name)
         requeue_email_claimants(namespace, spec)
 
@@ -140,7 +142,7 @@ def build_registry(
         if account:
             ctl.enqueue(SA, (namespace, account), delay=ctl.settings.account_status_delay)
 
-    @kopf.on.event("v1", "secrets", labels={constants.MANAGED_BY_LABEL: constants.MANAGED_BY}, registry=registry)
+    @kopf.on.event("v1", "secrets", labels=ours, registry=registry)
     async def secret_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
         token = labels.get(constants.TOKEN_NAME_LABEL)
         if token:

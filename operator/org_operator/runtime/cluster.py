@@ -129,5 +129,10 @@ class ClusterState:
         first = owner(self.email_claims(meta.namespace, normalise(email)))
         return first is None or (first.kind, first.name) == (kind, meta.name)
 
+    def all_keys(self, plural: str) -> list[Key]:
+        index = {constants.MANAGED_USERS: MANAGED_USERS, constants.SERVICE_ACCOUNTS: SERVICE_ACCOUNTS,
+                 constants.API_TOKENS: TOKENS}[plural]
+        return list(self._indexes[index])
+
     def keys_in_namespace(self, index: str, namespace: str) -> list[Key]:
         return [key for key in self._indexes[index] if key[0] == namespace]

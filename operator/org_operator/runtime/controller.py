@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ..api import constants
+from ..decisions.managed_users import changes_for, organization_path
+from ..identity import AuthentikClient, AuthentikError, Group
 from ..kube import Kube, path
+from ..metrics import RECONCILE_ERRORS, RECONCILES
 from ..settings import OperatorSettings
 from .cluster import ClusterState, Key
 from .events import EventRecorder
-from .queue import WorkQueue
+from .queue import Requeue, WorkQueue
 
 logger = logging.getLogger(__name__)
 
@@ -19,20 +25,29 @@ Reconciler = Callable[["Controller", Key], Awaitable[None]]
 
 
 class Controller:
-    def __init__(self, settings: OperatorSettings, kube_factory: Callable[[], Kube]) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        kube_factory: Callable[[], Kube],
+        identity_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+    ) -> None:
         self.settings = settings
+        self._identity_hooks = identity_hooks
         self.state = ClusterState()
         self.queue: WorkQueue[QueueKey] = WorkQueue(self._reconcile, workers=settings.workers)
         self._kube_factory = kube_factory
         self._kube: Kube | None = None
         self._events: EventRecorder | None = None
         self._reconcilers: dict[str, Reconciler] = {}
+        self.identity: AuthentikClient | None = None
+        self.drifted: dict[Key, str] = {}  # managed users the resync found out of line, and what differs
+        self.identity_failures: dict[Key, int] = {}
+        self._groups: dict[str, Group] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, for callers in other threads
 
     def register(self, plural: str, reconciler: Reconciler) -> None:
         self._reconcilers[plural] = reconciler
-
-    def has_reconciler(self, plural: str) -> bool:
-        return plural in self._reconcilers
 
     @property
     def kube(self) -> Kube:
@@ -45,14 +60,25 @@ class Controller:
         return self._events
 
     async def start(self, indexes: Mapping[str, Any]) -> None:
+        self.loop = asyncio.get_running_loop()
         self.state.bind(indexes)
         self._kube = self._kube_factory()
         self._events = EventRecorder(self._kube, self.settings.instance)
         self._events.start()
+        authentik = self.settings.authentik()
+        if authentik is not None:
+            self.identity = AuthentikClient(authentik, event_hooks=self._identity_hooks)  # type: ignore[arg-type]
+            self._background.append(asyncio.create_task(self._check_identity(), name="authentik-check"))
+            self._background.append(asyncio.create_task(self._resync_forever(), name="authentik-resync"))
         self.queue.start()
 
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.queue.stop()
+        if self.identity is not None:
+            await self.identity.aclose()
         if self._events is not None:
             await self._events.flush()
             await self._events.stop()
@@ -64,7 +90,14 @@ class Controller:
 
     async def _reconcile(self, queue_key: QueueKey) -> None:
         plural, namespace, name = queue_key
-        await self._reconcilers[plural](self, (namespace, name))
+        RECONCILES.labels(plural).inc()
+        try:
+            await self._reconcilers[plural](self, (namespace, name))
+        except Requeue:
+            raise
+        except Exception:
+            RECONCILE_ERRORS.labels(plural).inc()
+            raise
 
     async def patch_status(self, plural: str, key: Key, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Merge-patch ``status`` and remember the result until the watch catches up."""
@@ -72,3 +105,61 @@ class Controller:
         self.state.remember_status(plural, key, body)
         return body
 
+
+    async def client_group(self, name: str) -> Group:
+        """The organization's Client group in Authentik, created if missing; cached by name."""
+        assert self.identity is not None
+        group = self._groups.get(name)
+        if group is None:
+            group = self._groups[name] = await self.identity.find_or_create_group(name)
+        return group
+
+    async def _check_identity(self) -> None:
+        """Check Authentik once at startup; problems are logged, never fatal."""
+        assert self.identity is not None
+        try:
+            report = await self.identity.check()
+        except AuthentikError as error:
+            logger.warning("Authentik check failed: %s; managed users will report it", error)
+            return
+        for problem in report.problems:
+            logger.warning("Authentik: %s", problem)
+        logger.info("Authentik %s reached as %s", report.version, report.token_user)
+
+    async def _resync_forever(self) -> None:
+        interval = self.settings.resync_interval
+        while True:
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            try:
+                await self.resync()
+            except AuthentikError as error:
+                logger.warning("Resync with Authentik failed: %s", error)
+
+    async def resync(self) -> int:
+        """Compare each organization's Authentik users with their objects; queue the ones that drifted.
+
+        Reads page by page and writes nothing itself; the reconcilers repair and say so in Events.
+        """
+        assert self.identity is not None
+        by_namespace: dict[str, list[Key]] = {}
+        for key in self.state.all_keys(constants.MANAGED_USERS):
+            by_namespace.setdefault(key[0], []).append(key)
+        found = 0
+        for namespace_name, keys in by_namespace.items():
+            namespace = self.state.namespace(namespace_name)
+            if namespace is None or not namespace.enterprise:
+                continue
+            users = {user.pk: user async for user in self.identity.iter_users(organization_path(namespace_name))}
+            group = await self.client_group(namespace.client_group)
+            for key in keys:
+                view = self.state.managed_user(key)
+                pk = view.status.get("authentikUserPk") if view else None
+                if view is None or view.spec is None or view.meta.deleting or pk is None:
+                    continue
+                user = users.get(int(pk))
+                changes = changes_for(view.spec, user, group.pk) if user is not None else None
+                if user is None or changes:
+                    self.drifted[key] = changes.describe() if changes else "user missing in Authentik"
+                    self.enqueue(constants.MANAGED_USERS, key)
+                    found += 1
+        return found

@@ -1,0 +1,256 @@
+"""Reconcile an OrgManagedUser with its Authentik user.
+
+Order matters for crash safety: the finalizer goes on before anything exists in Authentik; the
+user is found by username and recognised by our owner marker before one is created; the
+recovery email is recorded in the status right after it is queued, so a crash can repeat it
+(at least once) but a restart or an unrelated update cannot.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from ..api import constants
+from ..api.reasons import ConditionType, Phase, Reason
+from ..api.views import ManagedUserView, format_time
+from ..decisions import conditions
+from ..decisions.managed_users import (
+    changes_for,
+    needs_identity_provider,
+    organization_path,
+    owned_by,
+    requested_reset,
+    retirement_changes,
+)
+from ..identity import (
+    AuthentikClient,
+    AuthentikError,
+    AuthentikMisconfigured,
+    AuthentikNotFound,
+    AuthentikUnauthorized,
+    AuthentikUnavailable,
+    Owner,
+    User,
+    user_attributes,
+)
+from ..identity.models import OWNER_ATTRIBUTE
+from ..kube import path
+from ..metrics import AUTHENTIK_REACHABLE
+from ..runtime.cluster import Key
+from ..runtime.controller import Controller
+from ..runtime.queue import Requeue
+
+logger = logging.getLogger(__name__)
+
+PLURAL = constants.MANAGED_USERS
+KIND = constants.KIND_MANAGED_USER
+MAX_RESET_HISTORY = 20
+
+
+def _conditions(view: ManagedUserView, now: datetime, *updates: tuple[str, bool, str, str]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = list(view.status.get("conditions") or [])
+    for type_, ok, reason, message in updates:
+        result = conditions.set_condition(result, type=type_, status=ok, reason=reason, message=message,
+                                          generation=view.meta.generation, now=now)
+    return result
+
+
+async def _write(ctl: Controller, view: ManagedUserView, desired: dict[str, Any]) -> bool:
+    changes = conditions.status_changes(view.status, {"observedGeneration": view.meta.generation, **desired})
+    if changes:
+        await ctl.patch_status(PLURAL, view.meta.key, changes)
+    return bool(changes)
+
+
+async def _not_ready(ctl: Controller, view: ManagedUserView, now: datetime, phase: Phase, reason: Reason,
+                     message: str) -> None:
+    previous = conditions.find(view.status.get("conditions") or [], ConditionType.READY)
+    written = await _write(ctl, view, {"phase": phase.value, "conditions": _conditions(
+        view, now, (ConditionType.READY, False, reason, message))})
+    if written and (previous or {}).get("reason") != reason:
+        ctl.events.warning(KIND, view.meta, reason, message)
+
+
+async def reconcile(ctl: Controller, key: Key) -> None:
+    view = ctl.state.managed_user(key)
+    if view is None:
+        ctl.state.forget(PLURAL, key)
+        return
+    now = datetime.now(UTC)
+    if view.meta.deleting:
+        await _retire(ctl, view)
+        return
+    namespace = ctl.state.namespace(view.meta.namespace)
+    if namespace is None or not namespace.enterprise:
+        await _not_ready(ctl, view, now, Phase.PENDING, Reason.ORGANIZATION_NOT_ENTERPRISE,
+                         f"namespace {view.meta.namespace} is not labelled org.alien.club/plan=enterprise")
+        return
+    if view.spec is None:
+        await _not_ready(ctl, view, now, Phase.FAILED, Reason.INVALID_SPEC, view.spec_error or "invalid spec")
+        return
+    if not ctl.state.owns_email(view.meta, KIND, view.spec.email):
+        await _not_ready(ctl, view, now, Phase.FAILED, Reason.DUPLICATE_EMAIL,
+                         f"email {view.spec.email} already belongs to an older user in this organization; "
+                         "one user per identity")
+        return
+    identity = ctl.identity
+    if identity is None:
+        await _not_ready(ctl, view, now, Phase.PENDING, Reason.IDENTITY_PROVIDER_NOT_CONFIGURED,
+                         "the operator has no Authentik settings (ORG_OPERATOR_AUTHENTIK_URL and "
+                         "ORG_OPERATOR_AUTHENTIK_TOKEN_FILE); managed users need the identity provider")
+        return
+    drifted = ctl.drifted.pop(key, None)
+    if not needs_identity_provider(view) and drifted is None:
+        return
+    try:
+        await _sync(ctl, identity, view, namespace.client_group, now, drifted)
+    except AuthentikError as error:
+        await _unreachable(ctl, view, now, error)
+
+
+async def _unreachable(ctl: Controller, view: ManagedUserView, now: datetime, error: AuthentikError) -> None:
+    """Say so once in a condition, then retry with backoff; other objects keep being served."""
+    AUTHENTIK_REACHABLE.set(0)
+    unauthorized = isinstance(error, AuthentikUnauthorized)
+    reason = Reason.IDENTITY_PROVIDER_UNAUTHORIZED if unauthorized else (
+        Reason.IDENTITY_PROVIDER_UNREACHABLE if isinstance(error, AuthentikUnavailable)
+        else Reason.IDENTITY_PROVIDER_ERROR)
+    message = f"Authentik: {error}"
+    previous = conditions.find(view.status.get("conditions") or [], ConditionType.IDENTITY_PROVIDER_REACHABLE)
+    await _write(ctl, view, {"conditions": _conditions(
+        view, now, (ConditionType.IDENTITY_PROVIDER_REACHABLE, False, reason, message),
+        (ConditionType.READY, False, reason, message))})
+    if (previous or {}).get("reason") != reason:
+        logger.warning("%s/%s: %s", view.meta.namespace, view.meta.name, message)
+        ctl.events.warning(KIND, view.meta, reason, message)
+    failures = ctl.identity_failures[view.meta.key] = ctl.identity_failures.get(view.meta.key, 0) + 1
+    retry_after = getattr(error, "retry_after", None)
+    delay = retry_after or min(300.0, 2.0 * 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+    raise Requeue(delay)
+
+
+async def _ensure_finalizer(ctl: Controller, view: ManagedUserView) -> None:
+    if constants.FINALIZER not in view.finalizers:
+        await ctl.kube.patch(path(PLURAL, *view.meta.key), {"metadata": {
+            "finalizers": [*view.finalizers, constants.FINALIZER], "resourceVersion": view.meta.resource_version}})
+
+
+async def _find_own_user(identity: AuthentikClient, view: ManagedUserView) -> User | None:
+    """The Authentik user this object manages, by remembered pk, else by username (its email)."""
+    pk = view.status.get("authentikUserPk")
+    if pk is not None:
+        try:
+            return await identity.get_user(int(pk))
+        except AuthentikNotFound:
+            pass
+    assert view.spec is not None
+    return await identity.find_user_by_username(view.spec.email)
+
+
+async def _sync(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, group_name: str,
+                now: datetime, drifted: str | None) -> None:
+    spec = view.spec
+    assert spec is not None
+    await _ensure_finalizer(ctl, view)
+    group = await ctl.client_group(group_name)
+    owner = Owner(namespace=view.meta.namespace, name=view.meta.name, uid=view.meta.uid)
+    attributes = user_attributes(owner, first_name=spec.first_name, last_name=spec.last_name)
+    user = await _find_own_user(identity, view)
+    if user is not None and not owned_by(user, view):
+        if not spec.adopt:
+            await _not_ready(ctl, view, now, Phase.FAILED, Reason.EMAIL_TAKEN,
+                             f"Authentik already has a user {spec.email} that this object did not create; it is "
+                             "left untouched. Set spec.adopt: true to manage it, or remove it in Authentik")
+            return
+        user = await identity.patch_user(user.pk, attributes={**user.attributes, **attributes})
+        ctl.events.normal(KIND, view.meta, "Adopted", f"Adopted the existing Authentik user {spec.email}")
+    if user is None:
+        user = await identity.create_user(username=spec.email, name=spec.full_name, email=spec.email,
+                                          path=organization_path(view.meta.namespace), attributes=attributes,
+                                          groups=[group.pk], is_active=spec.active)
+        ctl.events.normal(KIND, view.meta, "Created", f"Created Authentik user {spec.email} in group {group.name}")
+    else:
+        changes = changes_for(spec, user, group.pk)
+        if changes.patch:
+            user = await identity.patch_user(user.pk, **changes.patch)  # type: ignore[arg-type]
+        if changes.join_group:
+            await identity.add_user_to_group(group.pk, user.pk)
+        if changes:
+            reason, record = ("DriftRepaired", ctl.events.warning) if drifted else ("Updated", ctl.events.normal)
+            record(KIND, view.meta, reason, f"Authentik user {spec.email}: {changes.describe()}")
+    if user.attributes.get(OWNER_ATTRIBUTE) is None:
+        user = await identity.patch_user(user.pk, attributes={**user.attributes, **attributes})
+    await _record(ctl, identity, view, user, now)
+
+
+async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, user: User,
+                  now: datetime) -> None:
+    """Send the recovery email if one is due, then write everything in one status patch."""
+    spec = view.spec
+    assert spec is not None
+    resets = list(view.status.get("passwordResets") or [])
+    request = requested_reset(view)
+    trigger = "Creation" if not resets else request
+    status: dict[str, Any] = {"phase": (Phase.ACTIVE if spec.active else Phase.LOCKED).value,
+                              "authentikUserPk": user.pk}
+    email_condition: tuple[str, bool, str, str] | None = None
+    retry_email = False
+    if trigger is not None and spec.active:
+        try:
+            await identity.send_recovery_email(user.pk)
+        except AuthentikMisconfigured as error:
+            reason = (Reason.RECOVERY_FLOW_NOT_CONFIGURED if "recovery flow" in str(error).lower()
+                      else Reason.EMAIL_STAGE_NOT_FOUND)
+            email_condition = (ConditionType.PASSWORD_RESET_EMAIL_SENT, False, reason, str(error))
+            retry_email = True
+        else:
+            resets = [*resets, {"sentAt": format_time(now), "trigger": trigger}][-MAX_RESET_HISTORY:]
+            status |= {"passwordResets": resets, "lastPasswordResetSentAt": format_time(now)}
+            email_condition = (ConditionType.PASSWORD_RESET_EMAIL_SENT, True, Reason.EMAIL_SENT,
+                               f"password-reset email sent to {spec.email}")
+            ctl.events.normal(KIND, view.meta, Reason.EMAIL_SENT,
+                              f"Password-reset email sent to {spec.email} ({trigger})")
+        if request is not None and not retry_email:
+            status["handledPasswordResetRequest"] = request
+    ready_message = f"Authentik user {spec.email} is {'active' if spec.active else 'deactivated'}"
+    updates = [(ConditionType.READY, True, Reason.RECONCILED, ready_message),
+               (ConditionType.IDENTITY_PROVIDER_REACHABLE, True, Reason.RECONCILED, "Authentik answered")]
+    if email_condition is not None:
+        updates.append(email_condition)
+    status["conditions"] = _conditions(view, now, *updates)
+    await _write(ctl, view, status)
+    AUTHENTIK_REACHABLE.set(1)
+    ctl.identity_failures.pop(view.meta.key, None)
+    if retry_email:
+        ctl.events.warning(KIND, view.meta, email_condition[2], email_condition[3])  # type: ignore[index]
+        raise Requeue(60.0)
+
+
+async def _retire(ctl: Controller, view: ManagedUserView) -> None:
+    """Deletion: apply spec.deletionPolicy in Authentik, then release the finalizer."""
+    if constants.FINALIZER not in view.finalizers:
+        return
+    identity = ctl.identity
+    skip = view.annotations.get(constants.SKIP_IDP_CLEANUP_ANNOTATION) == "true"
+    if identity is not None and not skip and view.spec is not None:
+        try:
+            user = await _find_own_user(identity, view)
+            if user is not None and owned_by(user, view):
+                if view.spec.deletion_policy == "Delete":
+                    await identity.delete_user(user.pk)
+                else:
+                    namespace = ctl.state.namespace(view.meta.namespace)
+                    group = await ctl.client_group(namespace.client_group) if namespace else None
+                    changes = retirement_changes(user, group.pk if group else None)
+                    if changes.patch:
+                        await identity.patch_user(user.pk, **changes.patch)  # type: ignore[arg-type]
+                    if changes.leave_group and group is not None:
+                        await identity.remove_user_from_group(group.pk, user.pk)
+        except AuthentikError as error:
+            await _unreachable(ctl, view, datetime.now(UTC), error)
+    remaining = [f for f in view.finalizers if f != constants.FINALIZER]
+    await ctl.kube.patch(path(PLURAL, *view.meta.key), {"metadata": {
+        "finalizers": remaining or None, "resourceVersion": view.meta.resource_version}})

@@ -1,0 +1,77 @@
+"""Managed-user decisions, called directly: what to change in Authentik, when to call it at all."""
+
+from typing import Any
+
+from org_operator.api import constants
+from org_operator.api.models import ManagedUserSpec
+from org_operator.api.views import ManagedUserView
+from org_operator.decisions.managed_users import (
+    changes_for,
+    needs_identity_provider,
+    owned_by,
+    requested_reset,
+    retirement_changes,
+)
+from org_operator.identity.models import OWNER_ATTRIBUTE, User
+
+SPEC = ManagedUserSpec(email="jane@acme.example", first_name="Jane", last_name="Doe")
+
+
+def user(**fields: Any) -> User:
+    return User.model_validate({"pk": 7, "username": "jane@acme.example", "name": "Jane Doe", "is_active": True,
+                                "groups": ["g1"], **fields})
+
+
+def view(status: dict[str, Any] | None = None, annotations: dict[str, str] | None = None,
+         finalizers: tuple[str, ...] = (constants.FINALIZER,), generation: int = 1) -> ManagedUserView:
+    return ManagedUserView.of({
+        "metadata": {"name": "jane", "namespace": "acme", "uid": "u1", "generation": generation,
+                     "annotations": annotations or {}, "finalizers": list(finalizers)},
+        "spec": {"email": "jane@acme.example", "firstName": "Jane", "lastName": "Doe"},
+        "status": status or {},
+    })
+
+
+IN_SYNC = {"phase": "Active", "observedGeneration": 1, "authentikUserPk": 7,
+           "passwordResets": [{"sentAt": "2026-11-28T00:00:00Z", "trigger": "Creation"}],
+           "conditions": [{"type": "Ready", "status": "True"}]}
+
+
+def test_a_user_in_line_needs_no_changes() -> None:
+    assert not changes_for(SPEC, user(), "g1")
+
+
+def test_drift_in_each_owned_field_is_found() -> None:
+    changes = changes_for(SPEC, user(is_active=False, name="Hacked", groups=[]), "g1")
+    assert changes.patch == {"is_active": True, "name": "Jane Doe"}
+    assert changes.join_group
+    assert "Client group" in changes.describe()
+
+
+def test_retirement_deactivates_and_leaves_the_group() -> None:
+    changes = retirement_changes(user(), "g1")
+    assert changes.patch == {"is_active": False} and changes.leave_group
+    assert not retirement_changes(user(is_active=False, groups=[]), "g1")
+
+
+def test_ownership_is_by_object_uid() -> None:
+    ours = user(attributes={OWNER_ATTRIBUTE: {"namespace": "acme", "name": "jane", "uid": "u1"}})
+    theirs = user(attributes={OWNER_ATTRIBUTE: {"namespace": "acme", "name": "jane", "uid": "other"}})
+    assert owned_by(ours, view())
+    assert not owned_by(theirs, view())
+    assert not owned_by(user(), view())
+
+
+def test_reset_request_is_new_until_handled() -> None:
+    annotation = {constants.PASSWORD_RESET_ANNOTATION: "2026-11-28T10:00:00Z"}
+    assert requested_reset(view(annotations=annotation)) == "2026-11-28T10:00:00Z"
+    handled = {"handledPasswordResetRequest": "2026-11-28T10:00:00Z"}
+    assert requested_reset(view(status=handled, annotations=annotation)) is None
+
+
+def test_a_settled_object_needs_no_authentik_call() -> None:
+    assert not needs_identity_provider(view(IN_SYNC))
+    assert needs_identity_provider(view(IN_SYNC, generation=2))
+    assert needs_identity_provider(view(IN_SYNC, finalizers=()))
+    assert needs_identity_provider(view({**IN_SYNC, "passwordResets": []}))
+    assert needs_identity_provider(view(IN_SYNC, annotations={constants.PASSWORD_RESET_ANNOTATION: "x"}))
