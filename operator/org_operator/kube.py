@@ -8,11 +8,13 @@ or in-cluster service account), so every auth method they support works; httpx d
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
 
 import httpx
+import kopf
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -70,6 +72,38 @@ def core_path(plural: str, namespace: str | None = None, name: str | None = None
     return path(plural, namespace, name, group=None, version="v1")
 
 
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> k8s_client.Configuration:
+    """In-cluster service account if present, else ``kubeconfig`` or ``$KUBECONFIG`` read now, else ~/.kube/config.
+
+    ``$KUBECONFIG`` is read at call time: the kubernetes package would use the value it saw at import.
+    """
+    configuration = k8s_client.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config(
+            config_file=kubeconfig or os.environ.get("KUBECONFIG") or None,
+            context=context,
+            client_configuration=configuration,
+        )
+    return configuration
+
+
+def kopf_connection(configuration: k8s_client.Configuration) -> kopf.ConnectionInfo:
+    """The same credentials, in the shape kopf's login handlers return."""
+    authorization = configuration.get_api_key_with_prefix("authorization") or ""
+    scheme, _, token = authorization.partition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
 class Kube:
     """Async access to one Kubernetes API server."""
 
@@ -80,14 +114,7 @@ class Kube:
     @classmethod
     def from_config(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         """Load credentials like kubectl does: in-cluster if available, else the kubeconfig."""
-        configuration = k8s_client.Configuration()
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        except k8s_config.ConfigException:
-            k8s_config.load_kube_config(
-                config_file=kubeconfig, context=context, client_configuration=configuration
-            )
-        return cls.from_configuration(configuration)
+        return cls.from_configuration(load_configuration(kubeconfig, context))
 
     @classmethod
     def from_configuration(cls, configuration: k8s_client.Configuration) -> Kube:

@@ -32,7 +32,10 @@ SECRET_MCP_KEY: Final = "mcp.json"
 PASSWORD_RESET_ANNOTATION: Final = f"{GROUP}/password-reset-requested-at"
 SKIP_IDP_CLEANUP_ANNOTATION: Final = f"{GROUP}/skip-identity-provider-cleanup"
 
-# kopf's own bookkeeping lives under our domain, not kopf.zalando.org.
-FINALIZER: Final = f"{GROUP}/finalizer"
+# Held by a managed user until its Authentik account is cleaned up.
+FINALIZER: Final = f"{GROUP}/identity-provider-cleanup"
+# kopf's own bookkeeping lives under our domain, not kopf.zalando.org. kopf removes its finalizer
+# from objects that have no deletion handler, so it must never be the name of ours.
+KOPF_FINALIZER: Final = f"{GROUP}/kopf"
 KOPF_PREFIX: Final = GROUP
 TOKEN_HASH_ANNOTATION: Final = f"{GROUP}/token-hash"

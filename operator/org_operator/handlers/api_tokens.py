@@ -51,11 +51,9 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         case Action.KEEP:
             await _keep(ctl, token, now)
         case Action.WAIT:
-            await _write_status(ctl, token, {"phase": _unchanged_or_pending(token),
-                                             **_ready(token, now, False, decision.reason, decision.message)})
+            await _not_issued(ctl, token, _unchanged_or_pending(token), decision, now)
         case Action.FAIL:
-            await _write_status(ctl, token, {"phase": Phase.FAILED.value,
-                                             **_ready(token, now, False, decision.reason, decision.message)})
+            await _not_issued(ctl, token, Phase.FAILED.value, decision, now)
         case Action.ISSUE | Action.REISSUE:
             await _issue(ctl, token, decision, now)
         case Action.REVOKE | Action.EXPIRE:
@@ -138,6 +136,14 @@ async def _keep(ctl: Controller, token: ApiTokenView, now: datetime) -> None:
                            f"Token {token.status.get('tokenId')} expires at {token.status.get('expiresAt')}")
     if token_health.next_change is not None:
         ctl.enqueue(PLURAL, token.meta.key, delay=(token_health.next_change - now).total_seconds() + 0.05)
+
+
+async def _not_issued(ctl: Controller, token: ApiTokenView, phase: str, decision: Decision, now: datetime) -> None:
+    """Say why in the Ready condition, and in an Event when the reason is new."""
+    previous = conditions.find(token.status.get("conditions") or [], ConditionType.READY)
+    await _write_status(ctl, token, {"phase": phase, **_ready(token, now, False, decision.reason, decision.message)})
+    if (previous or {}).get("reason") != decision.reason:
+        ctl.events.warning(KIND, token.meta, decision.reason, decision.message)
 
 
 async def _write_status(ctl: Controller, token: ApiTokenView, desired: dict[str, Any]) -> None:

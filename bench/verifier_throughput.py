@@ -1,0 +1,241 @@
+"""Verifier throughput and latency at 10, 10,000 and 100,000 tokens, next to a bare aiohttp hello world.
+
+Three processes: the real verifier (``org-operator verifier``, fed by list+watch from the emulated API
+server on a thread of this process), a hello-world aiohttp app on the same stack (one handler,
+``AppRunner(access_log=None)``, the default asyncio loop), and the load generator: ``wrk`` (one
+thread, keep-alive connections, a Lua script that cycles through every loaded token), or an aiohttp
+client when wrk is not installed (``apt-get install wrk``; a Python client saturates before the
+server, so its ratio says little). Hello and verifier runs alternate, several rounds per size; the
+figures are medians. Each size gets a fresh verifier process; its RSS is read from /proc after the load.
+CPU microseconds per request of each server (from /proc) are reported too: on a shared 2-core machine
+they are less disturbed by other load than requests per second.
+
+Usage: python bench/verifier_throughput.py [--seconds 5] [--rounds 3] [--connections 32]
+The last output line is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from verifier_common import cpu_seconds, emulator, free_port, memory_mb, percentile, seed, verifier
+
+SIZES = (10, 10_000, 100_000)
+# The emulator re-sorts the whole collection for every list page, so 500-item pages of 100,000 objects
+# take minutes; larger pages keep the initial list (not what is measured here) short.
+LIST_PAGE_SIZE = "5000"
+TARGET_RATIO = 0.8
+TARGET_RSS_MB = 200.0
+
+LUA = """
+local tokens = {}
+for line in io.lines(os.getenv("TOKENS_FILE")) do tokens[#tokens + 1] = "Bearer " .. line end
+local next_token = 0
+request = function()
+  next_token = next_token % #tokens + 1
+  return wrk.format("GET", "/auth", {["Authorization"] = tokens[next_token]})
+end
+done = function(summary, latency, requests)
+  io.write(string.format('{"requests": %d, "seconds": %f, "errors": %d, "non_2xx": %d, '
+    .. '"p50_ms": %f, "p99_ms": %f}\\n',
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+async def hello(request: web.Request) -> web.Response:
+    return web.Response(text="hello")
+
+
+async def serve_hello(port: int) -> None:
+    """The baseline: aiohttp's hello world, configured like the verifier's server."""
+    app = web.Application()
+    app.router.add_route("*", "/auth", hello)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
+def start_hello() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, __file__, "--hello", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            asyncio.run(_probe(url))
+            return process, url
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the hello-world server did not start")
+
+
+async def _probe(url: str) -> None:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/auth") as response:
+        await response.read()
+
+
+def load(url: str, tokens_file: Path, seconds: int, connections: int) -> dict[str, Any]:
+    """One load run against ``url``/auth; wrk if available, else a Python client."""
+    if shutil.which("wrk"):
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+            script.write(LUA)
+            script.flush()
+            output = subprocess.run(
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{connections}",
+                    f"-d{seconds}s",
+                    "--timeout",
+                    "5s",
+                    "-s",
+                    script.name,
+                    f"{url}/auth",
+                ],
+                env={"TOKENS_FILE": str(tokens_file)},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        return dict(json.loads(output.strip().splitlines()[-1]))
+    return asyncio.run(python_load(url, tokens_file.read_text().split(), seconds, connections))
+
+
+async def python_load(url: str, plaintexts: list[str], seconds: float, connections: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client(offset: int) -> None:
+            nonlocal failures
+            index = offset
+            while time.monotonic() < deadline:
+                index = (index + 1) % len(plaintexts)
+                started = time.perf_counter()
+                headers = {"Authorization": f"Bearer {plaintexts[index]}"}
+                async with session.get(f"{url}/auth", headers=headers) as response:
+                    await response.read()
+                    failures += response.status != 200
+                latencies.append(time.perf_counter() - started)
+
+        started = time.monotonic()
+        await asyncio.gather(*(client(n * 7919) for n in range(connections)))
+    return {
+        "requests": len(latencies),
+        "seconds": time.monotonic() - started,
+        "errors": 0,
+        "non_2xx": failures,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+def measured(url: str, pid: int, tokens_file: Path, seconds: int, connections: int) -> dict[str, float]:
+    before = cpu_seconds(pid)
+    result = load(url, tokens_file, seconds, connections)
+    cpu = cpu_seconds(pid) - before
+    assert result["errors"] == 0 and result["non_2xx"] == 0, result
+    return {
+        "rps": result["requests"] / result["seconds"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+        "cpu_us_per_request": cpu / result["requests"] * 1e6,
+    }
+
+
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return round(statistics.median(run[key] for run in runs), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--hello", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.hello:
+        asyncio.run(serve_hello(args.hello))
+        return
+    figures: dict[str, Any] = {
+        "bench": "verifier_throughput",
+        "load_generator": "wrk" if shutil.which("wrk") else "python-aiohttp",
+        "connections": args.connections,
+        "seconds_per_run": args.seconds,
+        "rounds": args.rounds,
+        "list_page_size": int(LIST_PAGE_SIZE),
+        "sizes": {},
+    }
+    hello_process, hello_url = start_hello()
+    plaintexts: list[str] = []
+    try:
+        with emulator() as api, tempfile.TemporaryDirectory() as scratch:
+            tokens_file = Path(scratch) / "tokens.txt"
+            for size in SIZES:
+                plaintexts += seed(api, len(plaintexts), size - len(plaintexts))
+                tokens_file.write_text("\n".join(plaintexts) + "\n")
+                with verifier(api.url, ORG_OPERATOR_VERIFIER_LIST_PAGE_SIZE=LIST_PAGE_SIZE) as running:
+                    load(running.url, tokens_file, 1, args.connections)  # warm-up
+                    hello_runs, verifier_runs = [], []
+                    for _ in range(args.rounds):
+                        hello_runs.append(
+                            measured(
+                                hello_url, hello_process.pid, tokens_file, args.seconds, args.connections
+                            )
+                        )
+                        verifier_runs.append(
+                            measured(running.url, running.pid, tokens_file, args.seconds, args.connections)
+                        )
+                    memory = memory_mb(running.pid)
+                figures["sizes"][str(size)] = {
+                    "verifier_rps": median(verifier_runs, "rps"),
+                    "hello_rps": median(hello_runs, "rps"),
+                    "ratio": round(median(verifier_runs, "rps") / median(hello_runs, "rps"), 3),
+                    "p50_ms": median(verifier_runs, "p50_ms"),
+                    "p99_ms": median(verifier_runs, "p99_ms"),
+                    "hello_p50_ms": median(hello_runs, "p50_ms"),
+                    "hello_p99_ms": median(hello_runs, "p99_ms"),
+                    "cpu_us_per_request": median(verifier_runs, "cpu_us_per_request"),
+                    "hello_cpu_us_per_request": median(hello_runs, "cpu_us_per_request"),
+                    "cpu_ratio": round(
+                        median(hello_runs, "cpu_us_per_request")
+                        / median(verifier_runs, "cpu_us_per_request"),
+                        3,
+                    ),
+                    "ready_seconds": round(running.ready_seconds, 2),
+                    "rss_mb": memory["rss"],
+                    "peak_rss_mb": memory["peak"],
+                }
+                print(json.dumps({"size": size, **figures["sizes"][str(size)]}), flush=True)
+    finally:
+        hello_process.terminate()
+        hello_process.wait(timeout=10)
+    largest = figures["sizes"][str(SIZES[-1])]
+    figures["rss_mb_at_100000"] = largest["rss_mb"]
+    figures["min_ratio"] = min(size["ratio"] for size in figures["sizes"].values())
+    figures["targets"] = {"ratio": TARGET_RATIO, "rss_mb": TARGET_RSS_MB}
+    figures["meets_targets"] = figures["min_ratio"] >= TARGET_RATIO and largest["rss_mb"] <= TARGET_RSS_MB
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

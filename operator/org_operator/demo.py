@@ -1,0 +1,210 @@
+"""``org-operator demo``: the real operator and verifier against emulated Kubernetes and Authentik.
+
+Everything runs on loopback: the Kubernetes API emulator and the Authentik emulator each in a
+thread of their own, the operator (kopf) and the verifier in this process's event loop. The demo
+applies ``examples/``, then shows the users table, the tokens and their Secrets, the recovery
+emails, a verified request, a revocation and a deactivation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import kopf
+import yaml
+
+from .api import constants
+from .kube import Kube, core_path, path
+from .runner import build
+from .settings import OperatorSettings
+from .users_table import build_rows, render_table
+from .verifier import Verifier, VerifierConfig
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+CRDS = PACKAGE_ROOT / "crds"
+EXAMPLES = PACKAGE_ROOT / "examples"
+DEMO_NAMESPACE = "acme"
+PUBLIC_HOST = "auth.acme.example"
+
+
+def _title(text: str) -> None:
+    click.echo("\n" + click.style(text, bold=True))
+
+
+def _collection(doc: dict[str, Any]) -> str | None:
+    """The collection URL an example document is created in, or None for kinds the emulator lacks."""
+    kind, namespace = doc.get("kind"), doc.get("metadata", {}).get("namespace")
+    plurals = {constants.KIND_SERVICE_ACCOUNT: constants.SERVICE_ACCOUNTS,
+               constants.KIND_MANAGED_USER: constants.MANAGED_USERS, constants.KIND_API_TOKEN: constants.API_TOKENS}
+    if kind == "Namespace":
+        return core_path("namespaces")
+    if kind in plurals:
+        return path(plurals[kind], namespace)
+    return None
+
+
+async def apply_examples(kube: Kube, directory: Path, skip: Callable[[dict[str, Any]], bool]) -> list[str]:
+    applied = []
+    for file in sorted(directory.glob("*.yaml")):
+        for doc in yaml.safe_load_all(file.read_text()):
+            if not doc or skip(doc):
+                continue
+            collection = _collection(doc)
+            name = f"{doc['kind']} {doc['metadata'].get('namespace', '')}/{doc['metadata']['name']}".replace(" /", " ")
+            if collection is None:
+                click.echo(f"  skipped {name} ({file.name}): the emulator runs no workloads")
+                continue
+            await kube.create(collection, doc)
+            applied.append(name)
+            click.echo(f"  applied {name} ({file.name})")
+    return applied
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise click.ClickException("the demo timed out waiting for the operator")
+        await asyncio.sleep(0.2)
+
+
+async def _items(kube: Kube, plural: str) -> list[dict[str, Any]]:
+    return (await kube.list(path(plural, DEMO_NAMESPACE))).get("items", [])
+
+
+async def _settled(kube: Kube) -> bool:
+    tokens = await _items(kube, constants.API_TOKENS)
+    users = await _items(kube, constants.MANAGED_USERS)
+    return all((t.get("status") or {}).get("phase") not in (None, "Pending") for t in tokens) and all(
+        (u.get("status") or {}).get("phase") not in (None, "Pending") for u in users)
+
+
+async def _print_tokens(kube: Kube) -> None:
+    secrets = {s["metadata"]["name"] for s in (await kube.list(core_path("secrets", DEMO_NAMESPACE)))["items"]}
+    rows = [("TOKEN", "SERVICE ACCOUNT", "SCOPE", "STATUS", "TOKEN ID", "EXPIRES", "SECRET")]
+    for token in await _items(kube, constants.API_TOKENS):
+        status = token.get("status") or {}
+        secret = status.get("secretName") or token["spec"].get("secretName") or token["metadata"]["name"]
+        rows.append((token["metadata"]["name"], token["spec"]["serviceAccountName"], token["spec"]["scope"],
+                     status.get("phase", "-"), status.get("tokenId", "-"), status.get("expiresAt") or "Never",
+                     secret if secret in secrets else "(none)"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  " + "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+async def _print_users(kube: Kube) -> None:
+    listings = [await _items(kube, plural) for plural in
+                (constants.SERVICE_ACCOUNTS, constants.MANAGED_USERS, constants.API_TOKENS)]
+    for line in render_table(build_rows(*listings)).splitlines():
+        click.echo("  " + line)
+
+
+async def _verify(http: httpx.AsyncClient, kube: Kube, secret_name: str, method: str = "GET") -> str:
+    secret = await kube.get(core_path("secrets", DEMO_NAMESPACE, secret_name))
+    if secret is None:
+        return "no Secret"
+    token = base64.b64decode(secret["data"][constants.SECRET_TOKEN_KEY]).decode()
+    response = await http.get("/auth", headers={"Authorization": f"Bearer {token}", "X-Forwarded-Method": method})
+    identity = {k: v for k, v in response.headers.items() if k.lower().startswith("x-org-")}
+    return f"{response.status_code} {identity or response.headers.get('www-authenticate', '')}"
+
+
+async def _scenario(kube: Kube, verifier_url: str, authentik: Any) -> None:
+    _title("1. Applying examples/ (in file order, as kubectl apply -f examples/ would)")
+    await apply_examples(kube, EXAMPLES, skip=lambda doc: doc["metadata"]["name"] == "globex-production-2026-12")
+    await _until(lambda: _settled(kube))
+    _title("2. Organization Users (org-operator users -n acme)")
+    await _print_users(kube)
+    _title("3. API tokens and their Secrets (the plaintext lives only in the Secret)")
+    await _print_tokens(kube)
+    _title("4. Password-reset emails queued in Authentik")
+    for mail in authentik.store.outbox():
+        click.echo(f"  to {mail.email}: link on host {mail.host}")
+    async with httpx.AsyncClient(base_url=verifier_url) as http:
+        _title("5. A pipeline calls the API with its token (verifier forward-auth)")
+        click.echo(f"  GET  with globex-production      -> {await _verify(http, kube, 'globex-production')}")
+        click.echo(f"  POST with globex-production      -> {await _verify(http, kube, 'globex-production', 'POST')}")
+        _title("6. Rotation: issue a second token, then revoke the first (kubectl delete oat globex-production)")
+        rotation = next(yaml.safe_load_all((EXAMPLES / "30-rotation.yaml").read_text()))
+        await kube.create(path(constants.API_TOKENS, DEMO_NAMESPACE), rotation)
+        await _until(lambda: _secret_exists(kube, "globex-production-2026-12"))
+        secret = await kube.get(core_path("secrets", DEMO_NAMESPACE, "globex-production"))
+        old_token = base64.b64decode(secret["data"]["token"]).decode() if secret else ""
+        started = time.monotonic()
+        await kube.delete(path(constants.API_TOKENS, DEMO_NAMESPACE, "globex-production"))
+        while (await http.get("/auth", headers={"Authorization": f"Bearer {old_token}"})).status_code != 401:
+            await asyncio.sleep(0.01)
+        click.echo(f"  old token refused with 401 after {1000 * (time.monotonic() - started):.0f} ms")
+        click.echo(f"  new token                        -> {await _verify(http, kube, 'globex-production-2026-12')}")
+        _title("7. Deactivation: spec.active=false on client-initech revokes all its tokens")
+        secret = await kube.get(core_path("secrets", DEMO_NAMESPACE, "initech-production"))
+        initech = base64.b64decode(secret["data"]["token"]).decode() if secret else ""
+        initech_account = path(constants.SERVICE_ACCOUNTS, DEMO_NAMESPACE, "client-initech")
+        await kube.patch(initech_account, {"spec": {"active": False}})
+        await _until(lambda: _phase(kube, "initech-production", "Revoked"))
+        answer = await http.get("/auth", headers={"Authorization": f"Bearer {initech}"})
+        click.echo(f"  initech token now                -> {answer.status_code}")
+        await kube.patch(initech_account, {"spec": {"active": True}})
+        await asyncio.sleep(1.5)
+        answer = await http.get("/auth", headers={"Authorization": f"Bearer {initech}"})
+        click.echo(f"  after reactivation, old token    -> {answer.status_code} (revoked tokens stay revoked)")
+    _title("8. Final state")
+    await _print_users(kube)
+    click.echo("")
+    await _print_tokens(kube)
+
+
+async def _secret_exists(kube: Kube, name: str) -> bool:
+    return await kube.get(core_path("secrets", DEMO_NAMESPACE, name)) is not None
+
+
+async def _phase(kube: Kube, token: str, phase: str) -> bool:
+    body = await kube.get(path(constants.API_TOKENS, DEMO_NAMESPACE, token))
+    return body is not None and (body.get("status") or {}).get("phase") == phase
+
+
+async def run_demo() -> None:
+    from .emulators.authentik import AuthentikEmulatorThread
+    from .emulators.kubernetes import EmulatorThread
+
+    with tempfile.TemporaryDirectory() as scratch, \
+            EmulatorThread(crds=sorted(CRDS.glob("org*.yaml"))) as api, \
+            AuthentikEmulatorThread() as authentik:
+        authentik.store.set_recovery_flow("default-recovery-flow", domain=PUBLIC_HOST)
+        os.environ["KUBECONFIG"] = str(api.write_kubeconfig(Path(scratch) / "kubeconfig"))
+        click.echo(f"Kubernetes API emulator: {api.url}   Authentik emulator: {authentik.url}")
+        settings = OperatorSettings(
+            authentik_url=authentik.url, authentik_token=authentik.token,  # type: ignore[arg-type]
+            authentik_public_host=PUBLIC_HOST, account_status_delay=0.2,
+        )
+        stop = asyncio.Event()
+        _, registry = build(settings, tune=lambda s: setattr(s.scanning, "disabled", True))
+        operator = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True,
+                                                     stop_flag=stop))
+        kube = Kube.from_config()
+        try:
+            async with Verifier(VerifierConfig(port=0, host="127.0.0.1", last_used_window=1.0), kube) as verifier:
+                await verifier.wait()
+                await _scenario(kube, verifier.url, authentik)
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await operator
+            await kube.aclose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_demo())

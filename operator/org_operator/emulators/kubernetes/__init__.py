@@ -1,0 +1,27 @@
+"""A kube-apiserver emulator built on kmock: ``from org_operator.emulators.kubernetes import ...``.
+
+- ``async with KubernetesEmulator.serve(crds=[...]) as api:`` in the current event loop;
+- ``with EmulatorThread(crds=[...]) as api:`` on its own loop in a background thread;
+- ``python -m org_operator.emulators.kubernetes --port 0 --crds DIR`` as a process.
+"""
+
+from . import kmock_compat  # noqa: F401  (must run before any request is parsed)
+from .cluster import Cluster
+from .emulator import KubernetesEmulator, write_kubeconfig
+from .errors import ApiError, FieldError
+from .registry import kopf_peering_crds, read_crds
+from .requestlog import RequestLog, RequestRecord
+from .threaded import EmulatorThread
+
+__all__ = [
+    "ApiError",
+    "Cluster",
+    "EmulatorThread",
+    "FieldError",
+    "KubernetesEmulator",
+    "RequestLog",
+    "RequestRecord",
+    "kopf_peering_crds",
+    "read_crds",
+    "write_kubeconfig",
+]

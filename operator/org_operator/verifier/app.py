@@ -1,0 +1,177 @@
+"""The HTTP surface: forward-auth, RFC 7662 introspection, metrics and probes.
+
+Every answer comes from the in-memory index. The token is checked for shape and checksum before it
+is hashed, so garbage is rejected cheaply, and it never reaches a log line, an exception or a metric:
+only the public token id (derived from the hash of a known token) does.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import SecretStr
+
+from ..tokens import hash_token, is_well_formed
+from .decisions import Outcome, authorize, validity
+from .index import TokenIndex
+from .metrics import Metrics
+from .usage import LastUsed
+from .views import AccountView, TokenView
+
+AUTH = "auth"
+INTROSPECT = "introspect"
+ENDPOINTS = (AUTH, INTROSPECT)
+"""The ``endpoint`` label values."""
+AUTH_PATH = "/" + AUTH
+INTROSPECT_PATH = "/" + INTROSPECT
+METHOD_HEADERS = ("X-Forwarded-Method", "X-Original-Method")
+
+_NO_CREDENTIALS = {"WWW-Authenticate": "Bearer"}
+_INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+_INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="api-secret"'}
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The credentials of a ``Bearer`` Authorization header (scheme case-insensitive), else None."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip()
+
+
+def identity_headers(token: TokenView, account: AccountView) -> dict[str, str]:
+    """What the proxy passes upstream about the caller (auth-response-headers and alike)."""
+    return {
+        "X-Org-Namespace": token.namespace,
+        "X-Org-Service-Account": token.account,
+        "X-Org-Email": account.email,
+        "X-Org-Scope": token.scope,
+        "X-Org-Token-Id": token.token_id,
+    }
+
+
+def introspection(token: TokenView, account: AccountView) -> dict[str, Any]:
+    """The RFC 7662 answer for an active token."""
+    answer: dict[str, Any] = {
+        "active": True,
+        "scope": token.scope,
+        "sub": account.email,
+        "client_id": f"{token.namespace}/{token.account}",
+        "username": account.email,
+        "token_type": "Bearer",
+        "jti": token.token_id,
+    }
+    if token.expires_at is not None:
+        answer["exp"] = int(token.expires_at)
+    if token.issued_at is not None:
+        answer["iat"] = int(token.issued_at)
+    return answer
+
+
+class Handlers:
+    """Request handlers over the index, the usage recorder and the metrics."""
+
+    def __init__(
+        self,
+        index: TokenIndex,
+        usage: LastUsed,
+        metrics: Metrics,
+        *,
+        introspection_token: SecretStr | None,
+        ready: Callable[[], bool],
+    ) -> None:
+        self._index = index
+        self._usage = usage
+        self._metrics = metrics
+        self._introspection_token = (
+            introspection_token.get_secret_value().encode() if introspection_token else None
+        )
+        self._ready = ready
+
+    async def auth(self, request: web.Request) -> web.Response:
+        """Forward-auth: 200 with identity headers, 401 invalid, 403 write with a read-only token."""
+        started = time.perf_counter()
+        headers = request.headers
+        method = headers.get(METHOD_HEADERS[0]) or headers.get(METHOD_HEADERS[1]) or request.method
+        outcome, token, account = self._check(bearer(headers.get("Authorization")), method)
+        if outcome == Outcome.OK and token is not None and account is not None:
+            response = web.Response(headers=identity_headers(token, account))
+        elif outcome == Outcome.INSUFFICIENT_SCOPE:
+            response = web.Response(status=403, headers=_INSUFFICIENT_SCOPE)
+        else:
+            response = web.Response(status=401, headers=_INVALID_TOKEN)
+        self._metrics.record(AUTH, outcome, token, time.perf_counter() - started)
+        return response
+
+    async def introspect(self, request: web.Request) -> web.Response:
+        """RFC 7662: ``{"active": true, ...}`` or ``{"active": false}``, for holders of its credential."""
+        started = time.perf_counter()
+        if not self._may_introspect(request.headers.get("Authorization")):
+            self._metrics.record(INTROSPECT, Outcome.UNAUTHORIZED, None, time.perf_counter() - started)
+            return web.Response(status=401, headers=_NO_CREDENTIALS)
+        candidate = (await request.post()).get("token")
+        if not isinstance(candidate, str):
+            self._metrics.record(INTROSPECT, Outcome.MALFORMED, None, time.perf_counter() - started)
+            return web.json_response({"error": "invalid_request"}, status=400, headers=_NO_STORE)
+        outcome, token, account = self._check(candidate, None)
+        if outcome == Outcome.OK and token is not None and account is not None:
+            answer = introspection(token, account)
+        else:
+            answer = {"active": False}
+        self._metrics.record(INTROSPECT, outcome, token, time.perf_counter() - started)
+        return web.json_response(answer, headers=_NO_STORE)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = await self._metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self._ready():
+            return web.Response(text="ready")
+        return web.Response(status=503, text="initial list not complete")
+
+    def _check(
+        self, candidate: str | None, method: str | None
+    ) -> tuple[str, TokenView | None, AccountView | None]:
+        """Decide for a presented token; ``method`` None means validity only (introspection)."""
+        if candidate is None or not is_well_formed(candidate):
+            return Outcome.MALFORMED, None, None
+        now = time.time()
+        token, account = self._index.lookup(bytes.fromhex(hash_token(candidate)))
+        if method is None:
+            outcome = validity(token, account, now)
+        else:
+            outcome = authorize(token, account, now, method)
+        if outcome == Outcome.OK and token is not None:
+            self._usage.record(token.digest, now)
+        return outcome, token, account
+
+    def _may_introspect(self, authorization: str | None) -> bool:
+        """Constant-time comparison with the configured credential; none configured admits nobody."""
+        presented = bearer(authorization)
+        if self._introspection_token is None or presented is None:
+            return False
+        return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), self._introspection_token)
+
+
+def build_app(handlers: Handlers) -> web.Application:
+    """Routes; ``/auth/...`` too, since Envoy's ext_authz prefixes the original path."""
+    app = web.Application()
+    app.router.add_route("*", AUTH_PATH, handlers.auth)
+    app.router.add_route("*", AUTH_PATH + "/{tail:.*}", handlers.auth)
+    app.router.add_post(INTROSPECT_PATH, handlers.introspect)
+    app.router.add_get("/metrics", handlers.metrics)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    return app

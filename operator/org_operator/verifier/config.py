@@ -1,0 +1,53 @@
+"""The verifier's settings: one typed object, built by the CLI or from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+INTROSPECTION_TOKEN_ENV = "ORG_OPERATOR_INTROSPECTION_TOKEN"
+INTROSPECTION_TOKEN_FILE_ENV = "ORG_OPERATOR_INTROSPECTION_TOKEN_FILE"
+LAST_USED_WINDOW_ENV = "ORG_OPERATOR_LAST_USED_WINDOW"
+LIST_PAGE_SIZE_ENV = "ORG_OPERATOR_VERIFIER_LIST_PAGE_SIZE"
+
+
+class VerifierConfig(BaseModel):
+    """Where to listen, what to watch, and how often to write ``lastUsedAt``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port (tests).")
+    namespaces: tuple[str, ...] = Field(default=(), description="Namespaces to serve; empty: all.")
+    introspection_token: SecretStr | None = Field(
+        default=None, description="Bearer credential for POST /introspect; None disables it."
+    )
+    last_used_window: float = Field(default=60.0, gt=0, description="Seconds between lastUsedAt writes.")
+    last_used_concurrency: int = Field(default=8, ge=1, description="Parallel lastUsedAt writes.")
+    max_header_size: int = Field(
+        default=65536, ge=8190, description="Header line limit, so oversized headers get our 401."
+    )
+    list_page_size: int = Field(default=500, ge=1, description="Items per list page (bounds memory).")
+    watch_timeout_seconds: int = Field(default=300, ge=1)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> VerifierConfig:
+        """Settings from ``ORG_OPERATOR_*`` variables; explicit ``overrides`` win."""
+        values: dict[str, Any] = {}
+        token = environ.get(INTROSPECTION_TOKEN_ENV)
+        token_file = environ.get(INTROSPECTION_TOKEN_FILE_ENV)
+        if token:
+            values["introspection_token"] = token
+        elif token_file:
+            values["introspection_token"] = Path(token_file).read_text().strip()
+        for field, variable in (
+            ("last_used_window", LAST_USED_WINDOW_ENV),
+            ("list_page_size", LIST_PAGE_SIZE_ENV),
+        ):
+            if environ.get(variable):
+                values[field] = environ[variable]
+        return cls.model_validate({**values, **overrides})

@@ -1,0 +1,114 @@
+"""The running verifier: list+watch feeds, the lastUsedAt writer and the HTTP server, as one unit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from ..api.constants import API_TOKENS, SERVICE_ACCOUNTS
+from ..kube import Kube, path
+from .app import ENDPOINTS, Handlers, build_app
+from .config import VerifierConfig
+from .feed import Feed
+from .index import Store, TokenIndex
+from .metrics import Metrics
+from .usage import LastUsed
+
+log = logging.getLogger(__name__)
+
+_FINAL_FLUSH_SECONDS = 5.0
+
+
+class Verifier:
+    """Start with ``async with``; the server answers at once (401 and not ready until listed)."""
+
+    def __init__(self, config: VerifierConfig, kube: Kube) -> None:
+        self.config = config
+        self.index = TokenIndex()
+        self.metrics = Metrics(self.index, self.ready, ENDPOINTS)
+        self.feeds = [
+            self._feed(kube, plural, store, namespace)
+            for plural, store in ((API_TOKENS, self.index.tokens), (SERVICE_ACCOUNTS, self.index.accounts))
+            for namespace in config.namespaces or (None,)
+        ]
+        self.usage = LastUsed(
+            kube,
+            self.index.tokens,
+            window=config.last_used_window,
+            concurrency=config.last_used_concurrency,
+            writes=self.metrics.last_used_writes,
+        )
+        handlers = Handlers(
+            self.index,
+            self.usage,
+            self.metrics,
+            introspection_token=config.introspection_token,
+            ready=self.ready,
+        )
+        self._runner = web.AppRunner(
+            build_app(handlers),
+            access_log=None,
+            max_line_size=config.max_header_size,
+            max_field_size=config.max_header_size,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _feed(self, kube: Kube, plural: str, store: Store, namespace: str | None) -> Feed:
+        return Feed(
+            kube,
+            path(plural, namespace),
+            store,
+            kind=plural,
+            namespace=namespace,
+            page_size=self.config.list_page_size,
+            watch_timeout=self.config.watch_timeout_seconds,
+            on_restart=lambda kind, reason: self.metrics.watch_restarts.labels(kind, reason).inc(),
+        )
+
+    def ready(self) -> bool:
+        """True once every feed has completed its first list."""
+        return all(feed.listed.is_set() for feed in self.feeds)
+
+    @property
+    def url(self) -> str:
+        host, port = self._runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    async def __aenter__(self) -> Verifier:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.config.host, self.config.port).start()
+        self._tasks = [asyncio.create_task(feed.run(), name=f"watch {feed.kind}") for feed in self.feeds]
+        self._tasks.append(asyncio.create_task(self.usage.run(), name="lastUsedAt writer"))
+        log.info(
+            "verifier listening on %s, namespaces: %s, introspection %s",
+            self.url,
+            ", ".join(self.config.namespaces) or "all",
+            "enabled" if self.config.introspection_token else "disabled (no credential configured)",
+        )
+        return self
+
+    async def wait_ready(self) -> None:
+        """Until every feed has completed its first list (what /readyz reports)."""
+        for feed in self.feeds:
+            await feed.listed.wait()
+
+    async def serve_forever(self) -> None:
+        """Until cancelled, or until a feed or the writer fails on a bug (never serve a stale index)."""
+        await asyncio.gather(*self._tasks)
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.usage.flush(), _FINAL_FLUSH_SECONDS)
+        await self._runner.cleanup()
+
+
+async def run_verifier(config: VerifierConfig, kube: Kube) -> None:
+    """Serve until cancelled; a crashed feed or writer ends it, so the pod restarts instead."""
+    async with Verifier(config, kube) as verifier:
+        await verifier.serve_forever()

@@ -1,0 +1,91 @@
+"""``lastUsedAt``: uses are aggregated in memory and written back once per window, off the request path.
+
+A request only records (digest → time of its latest use) in a dict. Every window the dict is swapped
+out and each used token gets one merge-patch of ``status.lastUsedAt``, a few at a time. Several
+replicas never move the value backwards: a write happens only if it is newer than the value the watch
+last showed, and carries that object's resourceVersion, so a concurrent write by another replica
+makes it fail with 409 instead of overwriting a newer time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+from prometheus_client import Counter
+
+from ..api.constants import API_TOKENS
+from ..kube import Conflict, Kube, KubeError, NotFound, path
+from .index import TokenStore
+
+log = logging.getLogger(__name__)
+
+
+def rfc3339(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LastUsed:
+    """Aggregates accepted uses and writes each token's latest use at most once per window."""
+
+    def __init__(
+        self, kube: Kube, tokens: TokenStore, *, window: float, concurrency: int, writes: Counter
+    ) -> None:
+        self._kube = kube
+        self._tokens = tokens
+        self._window = window
+        self._concurrency = concurrency
+        self._writes = writes
+        self._pending: dict[bytes, float] = {}
+
+    def record(self, digest: bytes, when: float) -> None:
+        """Remember a use; only the latest per token matters, so this is one dict store."""
+        self._pending[digest] = when
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._window)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what was used since the last flush, ``concurrency`` writes at a time."""
+        pending, self._pending = self._pending, {}
+        items = iter(pending.items())
+        workers = min(self._concurrency, len(pending))
+        await asyncio.gather(*(self._drain(items) for _ in range(workers)))
+
+    async def _drain(self, items: Iterator[tuple[bytes, float]]) -> None:
+        for digest, when in items:
+            self._writes.labels(await self._write(digest, int(when))).inc()
+
+    async def _write(self, digest: bytes, used_at: int) -> str:
+        """Write one use if it is newer than the indexed value; the result label."""
+        view = self._tokens.get(digest)
+        if view is None:
+            return "gone"
+        if view.last_used_at is not None and view.last_used_at >= used_at:
+            return "not_newer"
+        patch = {
+            "metadata": {"resourceVersion": view.resource_version},
+            "status": {"lastUsedAt": rfc3339(used_at)},
+        }
+        try:
+            await self._kube.patch(path(API_TOKENS, view.namespace, view.name, "status"), patch)
+        except NotFound:
+            return "gone"
+        except Conflict:
+            self._retry_later(digest, used_at)
+            return "conflict"
+        except (httpx.HTTPError, KubeError) as error:
+            log.warning("writing lastUsedAt of token %s failed: %s", view.token_id, error)
+            self._retry_later(digest, used_at)
+            return "error"
+        return "written"
+
+    def _retry_later(self, digest: bytes, used_at: int) -> None:
+        """Keep the use for the next window, unless a newer one was recorded meanwhile."""
+        if self._pending.get(digest, 0.0) < used_at:
+            self._pending[digest] = used_at

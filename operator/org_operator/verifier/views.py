@@ -1,0 +1,119 @@
+"""Compact views of watched objects: only what a request needs, so 100,000 tokens fit in little memory.
+
+Whole bodies are never kept. Strings shared by many tokens (namespace, service account, phase) are
+interned so each is stored once; the hash is kept as 32 raw bytes; times as epoch seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from ..api.reasons import Phase
+
+ObjectKey = tuple[str, str]
+"""(namespace, name) of a watched object."""
+
+SCOPE_READ_WRITE = "read-write"
+SCOPE_NAMES = {False: "api-key", True: "api-secret"}
+"""The scope as the seed names it, keyed by ``read_write``."""
+
+_FAIL_CLOSED = 0.0  # an unreadable expiresAt counts as long past
+
+
+class TokenView(NamedTuple):
+    """One issued token as the verifier needs it."""
+
+    digest: bytes  # first: the store finds it at [0] in its plain tuples
+    namespace: str
+    name: str
+    account: str
+    read_write: bool
+    phase: str
+    deleting: bool
+    expires_at: float | None
+    issued_at: float | None
+    last_used_at: float | None
+    resource_version: str
+
+    @property
+    def token_id(self) -> str:
+        """The public id: the first 12 hex characters of the hash (see ``tokens.token_id``)."""
+        return self.digest[:6].hex()
+
+    @property
+    def scope(self) -> str:
+        return SCOPE_NAMES[self.read_write]
+
+
+class AccountView(NamedTuple):
+    """One service account as the verifier needs it."""
+
+    email: str
+    active: bool
+    locked: bool
+    deleting: bool
+
+
+def object_key(body: Mapping[str, Any]) -> ObjectKey:
+    metadata = body.get("metadata") or {}
+    return sys.intern(str(metadata.get("namespace", ""))), str(metadata.get("name", ""))
+
+
+def parse_token(body: Mapping[str, Any]) -> TokenView | None:
+    """The view of an OrgApiToken, or None while it has no usable hash (nothing can verify against it)."""
+    status = body.get("status") or {}
+    digest = _digest(status.get("tokenHash"))
+    if digest is None:
+        return None
+    metadata = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    namespace, name = object_key(body)
+    expires_raw = status.get("expiresAt")
+    return TokenView(
+        digest=digest,
+        namespace=namespace,
+        name=name,
+        account=sys.intern(str(spec.get("serviceAccountName", ""))),
+        read_write=spec.get("scope") == SCOPE_READ_WRITE,
+        phase=sys.intern(str(status.get("phase", ""))),
+        deleting=bool(metadata.get("deletionTimestamp")),
+        expires_at=None if expires_raw is None else (_epoch(expires_raw) or _FAIL_CLOSED),
+        issued_at=_epoch(status.get("issuedAt")),
+        last_used_at=_epoch(status.get("lastUsedAt")),
+        resource_version=str(metadata.get("resourceVersion", "")),
+    )
+
+
+def parse_account(body: Mapping[str, Any]) -> AccountView:
+    """The view of an OrgServiceAccount; ``active`` defaults to true like the schema says."""
+    metadata = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    return AccountView(
+        email=str(spec.get("email", "")),
+        active=spec.get("active", True) is True,
+        locked=status.get("phase") == Phase.LOCKED,
+        deleting=bool(metadata.get("deletionTimestamp")),
+    )
+
+
+def _digest(token_hash: Any) -> bytes | None:
+    if not isinstance(token_hash, str) or len(token_hash) != 64:
+        return None
+    try:
+        return bytes.fromhex(token_hash)
+    except ValueError:
+        return None
+
+
+def _epoch(value: Any) -> float | None:
+    """RFC 3339 to epoch seconds; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,291 @@
+"""The HTTP surface over real sockets, fed by a scripted Kube: answers, headers, malformed input, logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from verifier_support import NAMESPACE, FakeKube, account_body, eventually, token_body
+
+from org_operator import tokens
+from org_operator.kube import path
+from org_operator.verifier import Verifier, VerifierConfig
+
+INTROSPECTION_SECRET = "introspection-credential"
+TOKENS_URL = path("orgapitokens")
+ACCOUNTS_URL = path("orgserviceaccounts")
+
+
+@dataclass
+class Served:
+    verifier: Verifier
+    http: httpx.AsyncClient
+    kube: FakeKube
+    reader: tokens.IssuedToken
+    writer: tokens.IssuedToken
+
+    def add(self, **overrides: object) -> tokens.IssuedToken:
+        """Index one more token directly (the feed's own job is tested elsewhere)."""
+        issued = tokens.generate()
+        self.verifier.index.tokens.apply(token_body(issued.hash, f"extra-{issued.token_id}", **overrides))  # type: ignore[arg-type]
+        return issued
+
+
+def config(**overrides: object) -> VerifierConfig:
+    return VerifierConfig(
+        host="127.0.0.1", port=0, introspection_token=INTROSPECTION_SECRET, last_used_window=0.1, **overrides
+    )
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    kube = FakeKube()
+    reader, writer = tokens.generate(), tokens.generate()
+    kube.serve(
+        TOKENS_URL,
+        [token_body(reader.hash, "reader"), token_body(writer.hash, "writer", scope="read-write")],
+    )
+    kube.serve(ACCOUNTS_URL, [account_body()])
+    async with Verifier(config(), kube) as verifier:  # type: ignore[arg-type]
+        async with httpx.AsyncClient(base_url=verifier.url) as http:
+            await eventually(verifier.ready)
+            yield Served(verifier, http, kube, reader, writer)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_valid_token_gets_identity_headers(served: Served) -> None:
+    response = await served.http.get("/auth", headers=bearer(served.reader.plaintext))
+    assert response.status_code == 200
+    assert response.headers["X-Org-Namespace"] == NAMESPACE
+    assert response.headers["X-Org-Service-Account"] == "bot"
+    assert response.headers["X-Org-Email"] == "bot@example.com"
+    assert response.headers["X-Org-Scope"] == "api-key"
+    assert response.headers["X-Org-Token-Id"] == served.reader.token_id
+
+
+async def test_envoy_prefixed_path_and_original_method(served: Served) -> None:
+    response = await served.http.post("/auth/datasets/42", headers=bearer(served.writer.plaintext))
+    assert response.status_code == 200
+    assert response.headers["X-Org-Scope"] == "api-secret"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("GET", {"X-Forwarded-Method": "POST"}),
+        ("GET", {"X-Original-Method": "DELETE"}),
+        ("POST", {}),
+        ("PUT", {}),
+    ],
+)
+async def test_read_only_token_cannot_write(served: Served, method: str, headers: dict[str, str]) -> None:
+    response = await served.http.request(
+        method, "/auth", headers={**headers, **bearer(served.reader.plaintext)}
+    )
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+
+
+async def test_forwarded_read_method_wins_over_the_subrequest_method(served: Served) -> None:
+    headers = {"X-Forwarded-Method": "GET", **bearer(served.reader.plaintext)}
+    assert (await served.http.post("/auth", headers=headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"phase": "Revoked"}, {"phase": "Expired"}, {"expires_at": 1_000_000_000}, {"account": "nobody"}],
+    ids=["revoked", "expired-phase", "past-expires-at", "missing-account"],
+)
+async def test_invalid_tokens_are_401(served: Served, overrides: dict[str, object]) -> None:
+    issued = served.add(**overrides)
+    response = await served.http.get("/auth", headers=bearer(issued.plaintext))
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+async def test_locked_account_is_401(served: Served) -> None:
+    served.verifier.index.accounts.apply(account_body(active=False))
+    assert (await served.http.get("/auth", headers=bearer(served.reader.plaintext))).status_code == 401
+
+
+MALFORMED: dict[str, dict[str, str | bytes]] = {
+    "no header": {},
+    "empty": {"Authorization": ""},
+    "basic scheme": {"Authorization": "Basic dXNlcjpwYXNz"},
+    "bearer without token": {"Authorization": "Bearer"},
+    "wrong prefix": {"Authorization": "Bearer xyz_" + "A" * 49},
+    "unknown well-formed": {"Authorization": f"Bearer {tokens.generate().plaintext}"},
+    "10 KB header": {"Authorization": "Bearer oat_" + "A" * 10_240},
+    "non-ascii": {"Authorization": "Bearer oat_ünïcødé".encode()},
+    "raw high bytes": {"Authorization": b"Bearer oat_\xff\xfe\x80" + b"A" * 46},
+}
+
+
+@pytest.mark.parametrize("headers", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_malformed_input_is_401_never_500(served: Served, headers: dict[str, str | bytes]) -> None:
+    response = await served.http.get("/auth", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_bad_checksum_is_401(served: Served) -> None:
+    plaintext = served.reader.plaintext
+    tampered = plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")
+    assert not tokens.is_well_formed(tampered)
+    assert (await served.http.get("/auth", headers=bearer(tampered))).status_code == 401
+
+
+async def test_no_token_plaintext_in_any_log_line(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    revoked = served.add(phase="Revoked")
+    secrets = [served.reader.plaintext, served.writer.plaintext, revoked.plaintext, INTROSPECTION_SECRET]
+    for secret in secrets:
+        await served.http.get("/auth", headers=bearer(secret))
+        await served.http.post("/auth", headers=bearer(secret))
+        await served.http.post("/introspect", data={"token": secret}, headers=bearer(INTROSPECTION_SECRET))
+        await served.http.post("/introspect", data={"token": secret}, headers=bearer(secret))
+    for headers in MALFORMED.values():
+        await served.http.get("/auth", headers=headers)
+    await served.http.get("/metrics")
+    logged = "\n".join(record.getMessage() + str(record.exc_info) for record in caplog.records)
+    for secret in secrets:
+        assert secret not in logged
+        assert secret[4:20] not in logged
+
+
+async def introspect(
+    served: Served, token: str, credential: str | None = INTROSPECTION_SECRET
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {credential}".encode()} if credential else {}
+    return await served.http.post("/introspect", data={"token": token}, headers=headers)
+
+
+async def test_introspection_of_an_active_token(served: Served) -> None:
+    response = await introspect(served, served.writer.plaintext)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.json() == {
+        "active": True,
+        "scope": "api-secret",
+        "sub": "bot@example.com",
+        "client_id": f"{NAMESPACE}/bot",
+        "username": "bot@example.com",
+        "token_type": "Bearer",
+        "jti": served.writer.token_id,
+        "iat": 1_700_000_000,
+    }
+
+
+async def test_introspection_reports_expiry(served: Served) -> None:
+    issued = served.add(expires_at=4_000_000_000)
+    assert (await introspect(served, issued.plaintext)).json()["exp"] == 4_000_000_000
+
+
+@pytest.mark.parametrize("token", ["", "oat_nope", tokens.generate().plaintext])
+async def test_introspection_of_inactive_tokens(served: Served, token: str) -> None:
+    response = await introspect(served, token)
+    assert response.status_code == 200
+    assert response.json() == {"active": False}
+
+
+async def test_introspection_of_a_revoked_token(served: Served) -> None:
+    assert (await introspect(served, served.add(phase="Revoked").plaintext)).json() == {"active": False}
+
+
+@pytest.mark.parametrize("credential", [None, "wrong", INTROSPECTION_SECRET + "x", "ünï"])
+async def test_introspection_needs_its_credential(served: Served, credential: str | None) -> None:
+    response = await introspect(served, served.reader.plaintext, credential)
+    assert response.status_code == 401
+    assert "active" not in response.text
+
+
+async def test_introspection_without_token_parameter_is_a_bad_request(served: Served) -> None:
+    response = await served.http.post("/introspect", data={"nope": "x"}, headers=bearer(INTROSPECTION_SECRET))
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request"}
+
+
+async def test_introspection_is_disabled_without_a_configured_credential() -> None:
+    kube = FakeKube()
+    async with Verifier(VerifierConfig(host="127.0.0.1", port=0), kube) as verifier:  # type: ignore[arg-type]
+        async with httpx.AsyncClient(base_url=verifier.url) as http:
+            response = await http.post(
+                "/introspect", data={"token": "x"}, headers={"Authorization": "Bearer"}
+            )
+    assert response.status_code == 401
+
+
+async def scrape(served: Served) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Samples by name and label set, parsed with prometheus-client's own parser."""
+    response = await served.http.get("/metrics")
+    assert response.status_code == 200
+    assert served.reader.plaintext not in response.text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def requests(account: str, token_id: str, scope: str, result: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    labels = {"endpoint": "auth", "namespace": NAMESPACE if account else "", "service_account": account}
+    labels |= {"token_id": token_id, "scope": scope, "result": result}
+    return "org_operator_verifier_requests_total", frozenset(labels.items())
+
+
+async def test_requests_are_counted_per_service_account_and_token(served: Served) -> None:
+    served.verifier.index.accounts.apply(account_body("other", email="other@example.com"))
+    other = served.add(account="other")
+    for _ in range(3):
+        await served.http.get("/auth", headers=bearer(served.reader.plaintext))
+    await served.http.get("/auth", headers=bearer(other.plaintext))
+    await served.http.post("/auth", headers=bearer(served.reader.plaintext))
+    await served.http.get("/auth")
+    samples = await scrape(served)
+    assert samples[requests("bot", served.reader.token_id, "api-key", "ok")] == 3
+    assert samples[requests("other", other.token_id, "api-key", "ok")] == 1
+    assert samples[requests("bot", served.reader.token_id, "api-key", "insufficient_scope")] == 1
+    assert samples[requests("", "", "", "malformed")] == 1
+    assert samples["org_operator_verifier_tokens", frozenset()] == 3
+    assert samples["org_operator_verifier_service_accounts", frozenset()] == 2
+    assert samples["org_operator_verifier_ready", frozenset()] == 1
+    assert (
+        samples["org_operator_verifier_request_duration_seconds_count", frozenset({("endpoint", "auth")})]
+        == 6
+    )
+
+
+async def test_uses_are_written_back(served: Served) -> None:
+    await served.http.get("/auth", headers=bearer(served.reader.plaintext))
+    await eventually(lambda: len(served.kube.patches) == 1)
+    url, body = served.kube.patches[0]
+    assert url == path("orgapitokens", NAMESPACE, "reader", "status")
+    assert set(body["status"]) == {"lastUsedAt"}
+
+
+async def test_health_and_readiness_before_and_after_the_initial_list() -> None:
+    kube = FakeKube()
+    kube.list_gate.clear()
+    async with Verifier(config(), kube) as verifier:  # type: ignore[arg-type]
+        async with httpx.AsyncClient(base_url=verifier.url) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            assert (await http.get("/readyz")).status_code == 503
+            kube.list_gate.set()
+            await eventually(verifier.ready)
+            assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_only_the_configured_namespaces_are_watched() -> None:
+    kube = FakeKube()
+    async with Verifier(config(namespaces=("a", "b")), kube) as verifier:  # type: ignore[arg-type]
+        await eventually(verifier.ready)
+    assert sorted(url for url, _ in kube.list_calls) == sorted(
+        path(plural, namespace) for plural in ("orgapitokens", "orgserviceaccounts") for namespace in "ab"
+    )

@@ -1,0 +1,91 @@
+"""The index: compact views by hash, updates that move a token to a new hash, deletes, memory."""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+
+from verifier_support import account_body, token_body
+
+from org_operator import tokens
+from org_operator.verifier.index import TokenIndex
+from org_operator.verifier.views import parse_token
+
+
+def test_lookup_finds_token_and_its_account() -> None:
+    index = TokenIndex()
+    issued = tokens.generate()
+    index.tokens.apply(token_body(issued.hash))
+    index.accounts.apply(account_body())
+    token, account = index.lookup(bytes.fromhex(issued.hash))
+    assert token is not None and account is not None
+    assert (token.namespace, token.name, token.account) == ("team-a", "token", "bot")
+    assert account.email == "bot@example.com"
+
+
+def test_lookup_of_unknown_hash() -> None:
+    assert TokenIndex().lookup(bytes(32)) == (None, None)
+
+
+def test_token_without_hash_is_not_indexed_and_drops_an_old_one() -> None:
+    index = TokenIndex()
+    issued = tokens.generate()
+    index.tokens.apply(token_body(issued.hash))
+    pending = token_body(issued.hash)
+    del pending["status"]["tokenHash"]
+    index.tokens.apply(pending)
+    assert index.tokens.get(bytes.fromhex(issued.hash)) is None
+    assert len(index.tokens) == 0
+
+
+def test_new_value_replaces_the_old_hash() -> None:
+    """A token whose Secret was deleted gets a new value: the old one must stop verifying."""
+    index = TokenIndex()
+    old, new = tokens.generate(), tokens.generate()
+    index.tokens.apply(token_body(old.hash))
+    index.tokens.apply(token_body(new.hash, resource_version="2"))
+    assert index.tokens.get(bytes.fromhex(old.hash)) is None
+    assert index.tokens.get(bytes.fromhex(new.hash)) is not None
+    assert len(index.tokens) == 1
+
+
+def test_remove_and_keys_in_namespace() -> None:
+    index = TokenIndex()
+    for namespace in ("a", "b"):
+        index.tokens.apply(token_body(tokens.generate().hash, namespace=namespace))
+        index.accounts.apply(account_body(namespace=namespace))
+    assert index.tokens.keys_in("a") == {("a", "token")}
+    assert index.tokens.keys_in(None) == {("a", "token"), ("b", "token")}
+    index.tokens.remove(("a", "token"))
+    index.accounts.remove(("b", "bot"))
+    assert index.tokens.keys_in(None) == {("b", "token")}
+    assert index.accounts.keys_in(None) == {("a", "bot")}
+
+
+def test_malformed_hash_is_ignored() -> None:
+    assert parse_token(token_body("zz" * 32)) is None
+    assert parse_token(token_body("ab")) is None
+
+
+def test_shared_strings_are_stored_once() -> None:
+    first = parse_token(token_body(tokens.generate().hash, name="one"))
+    second = parse_token(token_body(tokens.generate().hash, name="two"))
+    assert first is not None and second is not None
+    assert first.namespace is second.namespace and first.account is second.account
+    assert first.phase is second.phase is sys.intern("Active")
+
+
+def test_memory_per_token_stays_small() -> None:
+    """100,000 tokens must fit the 200 MB RSS target with room for the process itself."""
+    bodies = [
+        token_body(tokens.hash_token(f"token-{n}"), name=f"client-{n:06d}-token", expires_at=1_900_000_000)
+        for n in range(10_000)
+    ]
+    index = TokenIndex()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for body in bodies:
+        index.tokens.apply(body)
+    per_token = (tracemalloc.get_traced_memory()[0] - before) / len(bodies)
+    tracemalloc.stop()
+    assert per_token < 800, per_token

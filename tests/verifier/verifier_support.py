@@ -1,0 +1,135 @@
+"""Helpers for the verifier tests: object bodies as the operator writes them, and a scripted Kube."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from org_operator.kube import KubeError
+
+NAMESPACE = "team-a"
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def token_body(
+    token_hash: str,
+    name: str = "token",
+    *,
+    namespace: str = NAMESPACE,
+    account: str = "bot",
+    scope: str = "read-only",
+    phase: str = "Active",
+    expires_at: float | None = None,
+    issued_at: float | None = 1_700_000_000,
+    last_used_at: float | None = None,
+    resource_version: str = "1",
+    deleting: bool = False,
+) -> dict[str, Any]:
+    """An OrgApiToken whose status the operator has written."""
+    metadata: dict[str, Any] = {"namespace": namespace, "name": name, "resourceVersion": resource_version}
+    if deleting:
+        metadata["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+    status: dict[str, Any] = {"phase": phase, "tokenHash": token_hash, "tokenId": token_hash[:12]}
+    for field, value in (("expiresAt", expires_at), ("issuedAt", issued_at), ("lastUsedAt", last_used_at)):
+        if value is not None:
+            status[field] = rfc3339(value)
+    return {
+        "apiVersion": "org.alien.club/v1alpha1",
+        "kind": "OrgApiToken",
+        "metadata": metadata,
+        "spec": {"serviceAccountName": account, "scope": scope},
+        "status": status,
+    }
+
+
+def account_body(
+    name: str = "bot",
+    *,
+    namespace: str = NAMESPACE,
+    email: str = "bot@example.com",
+    active: bool = True,
+    phase: str | None = "Active",
+    deleting: bool = False,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"namespace": namespace, "name": name, "resourceVersion": "1"}
+    if deleting:
+        metadata["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+    body: dict[str, Any] = {
+        "apiVersion": "org.alien.club/v1alpha1",
+        "kind": "OrgServiceAccount",
+        "metadata": metadata,
+        "spec": {"email": email, "active": active},
+    }
+    if phase:
+        body["status"] = {"phase": phase}
+    return body
+
+
+class FakeKube:
+    """A scripted stand-in for ``Kube`` for the unit tests (the integration tests use the emulator).
+
+    ``pages[url]`` are the list answers in order of their continue tokens; ``watches[url]`` is a queue
+    of scripts, one per watch call: a list of events, exceptions to raise, or
+    events to wait for; with no script left a
+    watch stays open and silent. ``list_errors`` and ``patch_errors`` are raised by the next lists
+    and patches, in order.
+    """
+
+    def __init__(self) -> None:
+        self.pages: dict[str, list[dict[str, Any]]] = {}
+        self.watches: dict[str, list[list[Any]]] = {}
+        self.list_calls: list[tuple[str, dict[str, str]]] = []
+        self.watch_calls: list[tuple[str, str]] = []
+        self.patches: list[tuple[str, Any]] = []
+        self.patch_errors: list[KubeError] = []
+        self.list_errors: list[KubeError] = []
+        self.list_gate = asyncio.Event()
+        self.list_gate.set()
+
+    def serve(self, url: str, items: list[dict[str, Any]], resource_version: str = "10") -> None:
+        self.pages[url] = [{"items": items, "metadata": {"resourceVersion": resource_version}}]
+
+    async def list(self, url: str, **params: str) -> dict[str, Any]:
+        await self.list_gate.wait()
+        self.list_calls.append((url, params))
+        if self.list_errors:
+            raise self.list_errors.pop(0)
+        pages = self.pages.get(url, [{"items": [], "metadata": {"resourceVersion": "1"}}])
+        index = int(params.get("continue", "0"))
+        return pages[index]
+
+    async def watch(
+        self, url: str, *, resource_version: str, timeout_seconds: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.watch_calls.append((url, resource_version))
+        scripts = self.watches.get(url)
+        if not scripts:
+            await asyncio.Event().wait()
+            return
+        for item in scripts.pop(0):
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, asyncio.Event):
+                await item.wait()
+                continue
+            yield item
+
+    async def patch(self, url: str, body: Any, **_: Any) -> dict[str, Any]:
+        self.patches.append((url, body))
+        if self.patch_errors:
+            raise self.patch_errors.pop(0)
+        return {}
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Wait until ``predicate()`` holds, failing after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
