@@ -9,7 +9,7 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from .handlers.wiring import build_registry
+from .handlers.wiring import PEERING_NAME, build_registry
 from .kube import Kube
 from .metrics import register_token_health
 from .runtime.controller import Controller
@@ -48,6 +48,7 @@ async def run_operator(
         namespaces=namespaces,
         clusterwide=clusterwide or not namespaces,
         standalone=standalone,
+        peering_name=None if standalone else PEERING_NAME,  # wait for peers before serving anything
         priority=priority,
         liveness_endpoint=liveness_endpoint,
         stop_flag=stop_flag,

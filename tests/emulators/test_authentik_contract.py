@@ -50,7 +50,8 @@ async def world() -> AsyncIterator[World]:
 
 def _client(world: World, token: str | None = None, **options: Any) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {token or world.ak.token}"}
-    return httpx.AsyncClient(base_url=world.ak.api_url, headers=headers, **options)
+    # Plain HTTP: verify=False only skips loading the CA bundle (about 40 ms per client).
+    return httpx.AsyncClient(base_url=world.ak.api_url, headers=headers, verify=False, **options)
 
 
 def _check(response: httpx.Response, *, valid_request: bool = True, version: ServerVersion = "2026.2") -> None:

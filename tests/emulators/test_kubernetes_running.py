@@ -31,10 +31,10 @@ def test_thread_serves_the_official_client(tmp_path: pathlib.Path, widget_crd: p
         api.seed_namespace("team-b", {"org": "other"})
         core = k8s_client.CoreV1Api(k8s_config.new_client_from_config(config_file=str(kubeconfig)))
         selected = core.list_namespace(label_selector="org=alien")
-        assert [ns.metadata.name for ns in selected.items] == ["team-a"]
+        assert [ns.metadata.name for ns in selected.items if ns.metadata] == ["team-a"]
         secret = k8s_client.V1Secret(metadata=k8s_client.V1ObjectMeta(name="s1"), string_data={"k": "v"})
         created = core.create_namespaced_secret("team-b", secret)
-        assert created.data == {"k": "dg=="} and created.metadata.resource_version
+        assert created.data == {"k": "dg=="} and created.metadata and created.metadata.resource_version
         assert api.write_count("secrets") == 1
         assert {r.verb for r in api.log.records} >= {"list", "create"}
         api.reset_log()

@@ -218,6 +218,9 @@ async def test_namespace_deletion_cleans_up_its_content(client: Client) -> None:
 async def test_namespaces_must_exist(client: Client) -> None:
     missing = await client.post("/api/v1/namespaces/nowhere/secrets", {"metadata": {"name": "s"}})
     assert missing.status == 404 and missing.body["message"] == 'namespaces "nowhere" not found'
+    listed = await client.get("/api/v1/namespaces")  # kmock alone cannot parse this URL
+    names = [item["metadata"]["name"] for item in listed.body["items"]]
+    assert names == ["default", "golden-e546", "kube-node-lease", "kube-public", "kube-system"]
     namespace = await client.get("/api/v1/namespaces/golden-e546")
     assert namespace.body["metadata"]["labels"] == {
         "env": "test",

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .model import FULL_VERSIONS, USER_TYPES, ApiToken, FlowToken, SentEmail, User, json_equal, now
+from .model import FULL_VERSIONS, USER_TYPES, ApiToken, EmailStage, FlowToken, Group, SentEmail, User, json_equal, now
 from .serialize import (
     GROUP_AUTOCOMPLETE,
     USER_AUTOCOMPLETE,
@@ -98,6 +98,7 @@ class Call:
     """What a handler needs from a request; the body is parsed only if the handler reads it (like DRF)."""
 
     token: ApiToken
+    user: User
     params: QueryParams
     path: Mapping[str, str]
     raw_body: bytes
@@ -174,21 +175,22 @@ class AuthentikApi:
         async def dispatch(request: Request) -> Response:
             raw_body = await request.body()
             try:
-                token = self._authenticate(request.headers.get("authorization"))
-                endpoint = methods.get(request.method)
-                if endpoint is None:
-                    raise ApiError(405, {"detail": f'Method "{request.method}" not allowed.'})
-                if endpoint.permission is not None and not token.allows(endpoint.permission):
-                    raise ApiError(403, {"detail": DENIED})
-                call = Call(
-                    token=token,
-                    params=request.query_params,
-                    path=request.path_params,
-                    raw_body=raw_body,
-                    host=request.headers.get("host", ""),
-                    scheme=request.headers.get("x-forwarded-proto", request.url.scheme),
-                )
                 with self.store.lock:
+                    token, user = self._authenticate(request.headers.get("authorization"))
+                    endpoint = methods.get(request.method)
+                    if endpoint is None:
+                        raise ApiError(405, {"detail": f'Method "{request.method}" not allowed.'})
+                    if endpoint.permission is not None and not token.allows(endpoint.permission):
+                        raise ApiError(403, {"detail": DENIED})
+                    call = Call(
+                        token=token,
+                        user=user,
+                        params=request.query_params,
+                        path=request.path_params,
+                        raw_body=raw_body,
+                        host=request.headers.get("host", ""),
+                        scheme=request.headers.get("x-forwarded-proto", request.url.scheme),
+                    )
                     return endpoint.handler(call)
             except ApiError as exc:
                 return JSONResponse(exc.body, exc.status)
@@ -197,8 +199,11 @@ class AuthentikApi:
 
         return dispatch
 
-    def _authenticate(self, header: str | None) -> ApiToken:
-        """Authentik's bearer authentication; every failure is a 403."""
+    def _authenticate(self, header: str | None) -> tuple[ApiToken, User]:
+        """Authentik's bearer authentication; every failure is a 403.
+
+        The token of a deactivated (or deleted) user is refused, and works again on reactivation.
+        """
         credentials = (header or "").strip()
         if not credentials:
             raise ApiError(403, {"detail": NOT_PROVIDED})
@@ -208,9 +213,10 @@ class AuthentikApi:
         if not key:
             raise ApiError(403, {"detail": "Malformed header"})
         token = self.store.token(key)
-        if token is None:
+        user = None if token is None else self.store.user(token.user)
+        if token is None or user is None or not user.is_active:
             raise ApiError(403, {"detail": "Token invalid/expired"})
-        return token
+        return token, user
 
     # Lookups
 
@@ -244,10 +250,7 @@ class AuthentikApi:
         )
 
     def me(self, call: Call) -> Response:
-        user = self.store.user(call.token.user)
-        if user is None:
-            raise ApiError(403, {"detail": "Token invalid/expired"})
-        return JSONResponse(user_self_json(self.store, user))
+        return JSONResponse(user_self_json(self.store, call.user))
 
     # Users
 
@@ -306,7 +309,7 @@ class AuthentikApi:
     def _existing_group_pk(self, value: str) -> str | None:
         pk = _canonical_uuid(value)
         if pk is None:
-            raise PayloadError({"groups_by_pk": [f"“{value}” is not a valid UUID."]})
+            raise PayloadError({"groups_by_pk": [f"“{value}” is not a valid value."]})
         return pk if self.store.group(pk) is not None else None
 
     def create_user(self, call: Call) -> Response:
@@ -373,7 +376,7 @@ class AuthentikApi:
             raise PayloadError({"non_field_errors": "User does not have an email address set."})
         return user
 
-    def _visible_stage(self, call: Call, pk: str | None, missing: str) -> Any:
+    def _visible_stage(self, call: Call, pk: str | None, missing: str) -> EmailStage:
         stage = self.store.email_stage(_canonical_uuid(pk or "") or "")
         if stage is None or not call.token.allows("authentik_stages_email.view_emailstage"):
             raise PayloadError({"non_field_errors": missing})
@@ -398,20 +401,19 @@ class AuthentikApi:
         is_superuser = _boolean(params.get("is_superuser"))
         if is_superuser is not None:
             groups = [g for g in groups if g.is_superuser == is_superuser]
-        members: set[int] = set()
         if "members_by_pk" in params:
-            members |= set(_choices(params, "members_by_pk", self._existing_user_pk))
+            by_pk = set(_choices(params, "members_by_pk", self._existing_user_pk))
+            groups = [g for g in groups if self.store.members(g.pk) & by_pk]
         if "members_by_username" in params:
-            members |= set(_choices(params, "members_by_username", self._user_pk_by_username))
-        if members:
-            groups = [g for g in groups if self.store.members(g.pk) & members]
+            by_username = set(_choices(params, "members_by_username", self._user_pk_by_username))
+            groups = [g for g in groups if self.store.members(g.pk) & by_username]
         if "attributes" in params:
             matches = _attribute_filter(params["attributes"], lambda g: g.attributes)
             groups = [g for g in groups if all(m(g) for m in matches)]
         groups.sort(key=lambda g: g.name)
         return _page(call, groups, lambda g: self._group_json(call, g), GROUP_AUTOCOMPLETE)
 
-    def _group_json(self, call: Call, group: Any) -> dict[str, Any]:
+    def _group_json(self, call: Call, group: Group) -> dict[str, Any]:
         return group_json(
             self.store,
             group,
@@ -422,10 +424,9 @@ class AuthentikApi:
         )
 
     def _existing_user_pk(self, value: str) -> int | None:
-        try:
-            pk = int(value)
-        except ValueError:
-            raise PayloadError({"members_by_pk": ["Enter a whole number."]}) from None
+        pk = _integer(value)
+        if pk is None:
+            raise PayloadError({"members_by_pk": [f"“{value}” is not a valid value."]})
         return pk if self.store.user(pk) is not None else None
 
     def _user_pk_by_username(self, username: str) -> int | None:

@@ -67,6 +67,7 @@ class AuthentikEmulator:
         self._port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -90,8 +91,11 @@ class AuthentikEmulator:
     async def running(self) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
         server = self._listen()
+        starting = self._tasks[-1]
         try:
             while not server.started:
+                if starting.done():
+                    raise RuntimeError("uvicorn did not start") from starting.exception()
                 await asyncio.sleep(0.005)
             yield
         finally:
@@ -135,17 +139,19 @@ class AuthentikEmulator:
         server = _QuietServer(config)
         assert self._loop is not None
         self._tasks.append(self._loop.create_task(server.serve(sockets=[sock])))
-        self._server = server
+        self._server, self._socket = server, sock
         return server
 
     def _stop_serving(self) -> None:
         """Close the listener now, abort open connections and stalled requests, let uvicorn wind down."""
         server, self._server = self._server, None
-        if server is None:
+        if server is None or self._socket is None:
             return
         self.app.crash()
-        for listener in getattr(server, "servers", []):
-            listener.close()
+        if server.started:
+            for listener in server.servers:
+                listener.close()
+        self._socket.close()  # not started yet: uvicorn will fail on it and end
         for connection in list(server.server_state.connections):
             _drop(connection.transport)
         server.should_exit = True

@@ -198,10 +198,11 @@ class Instrumentation:
             )
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fault = self.faults.take(scope["method"], scope["path"])
         if self.faults.outage:
             await _error_page(send, 503)
-        elif fault is None:
+            return
+        fault = self.faults.take(scope["method"], scope["path"])
+        if fault is None:
             await self.app(scope, receive, send)
         elif fault.after_processing:
             answer: list[Message] = []

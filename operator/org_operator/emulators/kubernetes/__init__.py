@@ -5,7 +5,6 @@
 - ``python -m org_operator.emulators.kubernetes --port 0 --crds DIR`` as a process.
 """
 
-from . import kmock_compat  # noqa: F401  (must run before any request is parsed)
 from .cluster import Cluster
 from .emulator import KubernetesEmulator, write_kubeconfig
 from .errors import ApiError, FieldError

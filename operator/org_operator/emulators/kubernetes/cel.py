@@ -39,7 +39,7 @@ def _split(text: celtypes.StringType, separator: celtypes.StringType) -> celtype
 
 
 def _join(items: celtypes.ListType, separator: str = "") -> celtypes.StringType:
-    return celtypes.StringType(str(separator).join(items))
+    return celtypes.StringType(str(separator).join(str(item) for item in items))
 
 
 def _replace(

@@ -88,7 +88,7 @@ class Cluster:
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Body:
         return render(rt, self._existing(rt, namespace, name))
 
-    def list(self, rt: ResourceType, namespace: str | None, query: Mapping[str, str]) -> Body:
+    def list_objects(self, rt: ResourceType, namespace: str | None, query: Mapping[str, str]) -> Body:
         """A (paginated) list with the collection's resourceVersion, items shaped as k8s does."""
         selected = self._select(rt, namespace, query)
         limit = _int_param(query, "limit")
@@ -213,7 +213,7 @@ class Cluster:
             meta["generation"] = 1
         meta["resourceVersion"] = self.store.next_rv()
         self.store.put(rt.store_key, obj, "ADDED", None)
-        self._after_write(rt, obj, None)
+        self._after_write(rt, obj)
         return render(rt, obj)
 
     def replace(
@@ -380,11 +380,11 @@ class Cluster:
             meta["generation"] = int(old["metadata"].get("generation") or 0) + 1
         if new == old:
             return render(rt, old)  # a no-op write: no new resourceVersion, no event
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and rt.store_key != NAMESPACES:
             return render(rt, self._remove(rt, old))
         meta["resourceVersion"] = self.store.next_rv()
         self.store.put(rt.store_key, new, "MODIFIED", old)
-        self._after_write(rt, new, old)
+        self._after_write(rt, new)
         return render(rt, new)
 
     def _isolate(self, rt: ResourceType, old: Body, new: Body, subresource: str | None) -> Body:
@@ -446,12 +446,15 @@ class Cluster:
             self._unserve_crd(meta["name"])
         return final
 
-    def _after_write(self, rt: ResourceType, new: Body, old: Body | None) -> None:
+    def _after_write(self, rt: ResourceType, new: Body) -> None:
+        meta = new["metadata"]
         if rt.store_key == CRDS:
-            self.registry.remove_crd(new["metadata"]["name"])
+            self.registry.remove_crd(meta["name"])
             self.registry.add_crd(new)
-        if new["metadata"].get("ownerReferences"):
-            self._soon(self._collect_if_orphaned, rt.store_key, new["metadata"]["uid"])
+        if rt.store_key == NAMESPACES and meta.get("deletionTimestamp"):
+            self._soon(self._finalize_namespace, meta["name"])  # its own finalizers may be gone now
+        if meta.get("ownerReferences"):
+            self._soon(self._collect_if_orphaned, rt.store_key, meta["uid"])
 
     def _unserve_crd(self, crd_name: str) -> None:
         for store_key in {rt.store_key for rt in self.registry.remove_crd(crd_name)}:

@@ -1,9 +1,10 @@
 """The HTTP face of the emulated apiserver, built on kmock's Kubernetes scaffold.
 
-kmock provides request parsing and recording, routing with priorities (so tests can still inject
-faults with kmock's DSL, e.g. ``api['post', kmock.resource('v1/secrets')] << 500``; an injected
-answer never reaches the storage), discovery endpoints and Status error rendering. The resource
-endpoints are one low-priority fallback reaction that hands over to :class:`Cluster`.
+kmock provides request parsing, routing with priorities (so tests can still inject faults with
+kmock's DSL, e.g. ``api['post', kmock.resource('v1/secrets')] << 500``; an injected answer never
+reaches the storage), discovery endpoints and Status error rendering. The resource endpoints are one
+low-priority fallback reaction that hands over to :class:`Cluster`; while no test has added
+reactions, they are served without kmock's per-request matching, which is quadratic.
 
 The TCP server is aiohttp's low-level server: ``kmock.Server`` also patches aiohttp's resolver
 process-wide and must be exited in LIFO order, which breaks emulators and operators in threads.
@@ -24,7 +25,7 @@ import kmock
 import yaml
 from typing_extensions import override
 
-from . import errors
+from . import errors, kmock_compat  # noqa: F401  (kmock_compat fixes kmock's parser on import)
 from .cluster import Cluster
 from .errors import ApiError
 from .registry import kopf_peering_crds, read_crds
@@ -88,7 +89,7 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
             emulator.load_kopf_peering()
         emulator.seed_namespaces(namespaces)
         async with emulator:
-            server = aiohttp.web.Server(emulator, access_log=None)  # no log lines mixed into the tests'
+            server = aiohttp.web.Server(emulator, access_log=None)  # keep operators' logs clean
             runner = aiohttp.web.ServerRunner(server, shutdown_timeout=1.0)
             await runner.setup()
             try:
@@ -102,8 +103,8 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
                 await runner.cleanup()
                 emulator._base_url = None
 
-    @property  # type: ignore[override]
-    def url(self) -> str:
+    @property
+    def url(self) -> str:  # type: ignore[override]  # kmock's is a yarl.URL; clients want a str
         """``http://127.0.0.1:PORT`` while serving."""
         if self._base_url is None:
             raise RuntimeError("The emulator is not serving; use KubernetesEmulator.serve().")
@@ -113,7 +114,7 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
 
     def load_crds(self, sources: Iterable[CrdSource]) -> list[Body]:
         """CRDs from manifests: YAML files, directories of them, or already-parsed dicts."""
-        created = []
+        created: list[Body] = []
         for source in sources:
             documents = [dict(source)] if isinstance(source, Mapping) else read_crds([source])
             created.extend(self.cluster.add_crd(document) for document in documents)
@@ -200,7 +201,7 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
                 raise errors.resource_not_found()
             return json_response(200, self.cluster.get(rt, ns, name))
         if method == "GET":
-            return json_response(200, self.cluster.list(rt, ns, query))
+            return json_response(200, self.cluster.list_objects(rt, ns, query))
         if method == "POST" and name is None:
             return json_response(201, self.cluster.create(rt, ns, _json_body(request)))
         if method == "PUT" and name is not None:

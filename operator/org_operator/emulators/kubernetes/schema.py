@@ -140,7 +140,7 @@ def _compile_pattern(text: str) -> re.Pattern[str] | None:
 def normalize_root(obj: dict[str, Any], schema: Schema) -> None:
     """Prune unknown fields, drop non-nullable nulls and apply defaults, in place (apiVersion,
     kind and metadata are never pruned by the schema)."""
-    kept = {key: obj.pop(key) for key in _ROOT_META_KEYS if key in obj}
+    kept: dict[str, Any] = {key: obj.pop(key) for key in _ROOT_META_KEYS if key in obj}
     _normalize_object(obj, schema)
     obj.update(kept)
 
