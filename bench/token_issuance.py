@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import kopf
 
 from org_operator.api import constants
+from org_operator.kube import Kube
 from org_operator.runner import build
 from org_operator.settings import OperatorSettings
 
@@ -49,26 +49,24 @@ def body(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": constants.API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
-async def create_all(http: httpx.AsyncClient, plural: str, bodies: list[dict[str, Any]]) -> None:
+async def create_all(http: Kube, plural: str, bodies: list[dict[str, Any]]) -> None:
     limit = asyncio.Semaphore(50)
 
     async def create(item: dict[str, Any]) -> None:
         async with limit:
-            response = await http.post(f"{ORG}/{plural}", json=item)
-            response.raise_for_status()
+            await http.create(f"{ORG}/{plural}", item)
 
     await asyncio.gather(*(create(item) for item in bodies))
 
 
-async def count_phase(http: httpx.AsyncClient, plural: str, phase: str, selector: str | None = None) -> int:
+async def count_phase(http: Kube, plural: str, phase: str, selector: str | None = None) -> int:
     params = {"labelSelector": selector} if selector else {}
-    items = (await http.get(f"{ORG}/{plural}", params=params)).json()["items"]
+    items = (await http.list(f"{ORG}/{plural}", **params))["items"]
     return sum(1 for item in items if (item.get("status") or {}).get("phase") == phase)
 
 
-async def count_secrets(http: httpx.AsyncClient, selector: str) -> int:
-    response = await http.get(f"/api/v1/namespaces/{NAMESPACE}/secrets", params={"labelSelector": selector})
-    return len(response.json()["items"])
+async def count_secrets(http: Kube, selector: str) -> int:
+    return len((await http.list(f"/api/v1/namespaces/{NAMESPACE}/secrets", labelSelector=selector))["items"])
 
 
 async def wait_until(check: Any, timeout: float = 120.0) -> float:
@@ -76,16 +74,16 @@ async def wait_until(check: Any, timeout: float = 120.0) -> float:
     while not await check():
         if time.monotonic() - started > timeout:
             raise TimeoutError
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
     return time.monotonic() - started
 
 
-async def writes(http: httpx.AsyncClient) -> int:
-    return int((await http.get("/_emulator/writes")).json()["count"])
+async def writes(http: Kube) -> int:
+    return int((await http.list("/_emulator/writes"))["count"])
 
 
 async def scenario(url: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+    async with Kube.for_url(url) as http:
         await create_all(http, constants.SERVICE_ACCOUNTS, [
             body(constants.KIND_SERVICE_ACCOUNT, f"client-{i}", {"email": f"client-{i}@bench.example"})
             for i in range(ACCOUNTS)])
@@ -104,9 +102,10 @@ async def scenario(url: str) -> dict[str, Any]:
 
         await wait_until(issued)
         issue_seconds = time.monotonic() - started
-        await asyncio.sleep(2.0)  # let trailing writes (service-account counts, Events) land before counting
+        await wait_until(lambda: _counts_final(http))  # the service accounts' counts, written after the burst
+        await asyncio.sleep(1.0)  # and any Events still queued
         total_writes = await writes(http) - len(tokens)  # minus the benchmark's own token creates
-        log = (await http.get("/_emulator/requests")).json()
+        log: list[dict[str, Any]] = (await http.list("/_emulator/requests"))  # type: ignore[assignment]
         by_resource: dict[str, int] = {}
         for record in log:
             if record["verb"] in ("create", "update", "patch", "delete") and record.get("resource"):
@@ -122,12 +121,10 @@ async def scenario(url: str) -> dict[str, Any]:
         await wait_until(lambda: _secrets_are(http, big, 100))
         await wait_until(lambda: _big_active(http))
         started = time.monotonic()
-        response = await http.patch(f"{ORG}/{constants.SERVICE_ACCOUNTS}/big-client", json={"spec": {"active": False}},
-                                    headers={"Content-Type": "application/merge-patch+json"})
-        response.raise_for_status()
+        await http.patch(f"{ORG}/{constants.SERVICE_ACCOUNTS}/big-client", {"spec": {"active": False}})
 
         async def revoked() -> bool:
-            items = (await http.get(f"{ORG}/{constants.API_TOKENS}")).json()["items"]
+            items = (await http.list(f"{ORG}/{constants.API_TOKENS}"))["items"]
             big_tokens = [t for t in items if t["spec"]["serviceAccountName"] == "big-client"]
             return (all((t.get("status") or {}).get("phase") == "Revoked" for t in big_tokens)
                     and await count_secrets(http, big) == 0)
@@ -145,16 +142,21 @@ async def scenario(url: str) -> dict[str, Any]:
     }
 
 
-async def _all(http: httpx.AsyncClient, plural: str, phase: str, expected: int) -> bool:
+async def _all(http: Kube, plural: str, phase: str, expected: int) -> bool:
     return await count_phase(http, plural, phase) == expected
 
 
-async def _secrets_are(http: httpx.AsyncClient, selector: str, expected: int) -> bool:
+async def _counts_final(http: Kube) -> bool:
+    items = (await http.list(f"{ORG}/{constants.SERVICE_ACCOUNTS}"))["items"]
+    return all((item.get("status") or {}).get("activeTokens") == TOKENS_PER_ACCOUNT for item in items)
+
+
+async def _secrets_are(http: Kube, selector: str, expected: int) -> bool:
     return await count_secrets(http, selector) == expected
 
 
-async def _big_active(http: httpx.AsyncClient) -> bool:
-    items = (await http.get(f"{ORG}/{constants.API_TOKENS}")).json()["items"]
+async def _big_active(http: Kube) -> bool:
+    items = (await http.list(f"{ORG}/{constants.API_TOKENS}"))["items"]
     return sum(1 for t in items if t["spec"]["serviceAccountName"] == "big-client"
                and (t.get("status") or {}).get("phase") == "Active") == 100
 

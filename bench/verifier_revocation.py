@@ -6,8 +6,10 @@ emulated API server on a thread of this process. Objects are seeded as the opera
 
 1. Delete: 100 trials, one token each: DELETE the OrgApiToken, then ask /auth with that token in a
    loop until it answers 401.
-2. Deactivate: service accounts with 100 tokens each: PATCH spec.active=false, then ask /auth for
-   every token still accepted, concurrently, until all 100 answer 401.
+2. Deactivate: service accounts with 100 tokens each: PATCH spec.active=false, then ask /auth with
+   one of its tokens in a loop until it answers 401, then with all 100 at once (one wave of
+   concurrent requests, repeated until every answer is 401): the time to the end of that wave is
+   when all of them were seen refused (an upper bound: it includes the wave itself).
 
 Usage: python bench/verifier_revocation.py [--trials 100] [--accounts 5]
 The last output line is one JSON object with the figures.
@@ -21,6 +23,7 @@ import json
 import time
 from typing import Any
 
+import aiohttp
 import httpx
 
 from org_operator.api import constants
@@ -39,11 +42,12 @@ TARGET_SECONDS = 1.0
 GIVE_UP_SECONDS = 10.0
 
 
-async def answer(http: httpx.AsyncClient, plaintext: str) -> int:
-    return (await http.get("/auth", headers={"Authorization": f"Bearer {plaintext}"})).status_code
+async def answer(http: aiohttp.ClientSession, plaintext: str) -> int:
+    async with http.get("/auth", headers={"Authorization": f"Bearer {plaintext}"}) as response:
+        return response.status
 
 
-async def until_refused(http: httpx.AsyncClient, plaintext: str, since: float) -> float:
+async def until_refused(http: aiohttp.ClientSession, plaintext: str, since: float) -> float:
     """Seconds from ``since`` to the first 401 for this token."""
     while await answer(http, plaintext) != 401:
         if time.monotonic() - since > GIVE_UP_SECONDS:
@@ -52,7 +56,7 @@ async def until_refused(http: httpx.AsyncClient, plaintext: str, since: float) -
 
 
 async def delete_trials(
-    api: httpx.AsyncClient, http: httpx.AsyncClient, plaintexts: list[str]
+    api: httpx.AsyncClient, http: aiohttp.ClientSession, plaintexts: list[str]
 ) -> list[float]:
     latencies = []
     for index, plaintext in enumerate(plaintexts):
@@ -64,9 +68,9 @@ async def delete_trials(
 
 
 async def deactivation_trial(
-    api: httpx.AsyncClient, http: httpx.AsyncClient, account: str, plaintexts: list[str]
-) -> float:
-    """Seconds from the deactivation returning until every one of the account's tokens is refused."""
+    api: httpx.AsyncClient, http: aiohttp.ClientSession, account: str, plaintexts: list[str]
+) -> tuple[float, float]:
+    """Seconds from the deactivation returning to the first 401, and until all tokens were seen refused."""
     statuses = await asyncio.gather(*(answer(http, plaintext) for plaintext in plaintexts))
     assert set(statuses) == {200}, statuses
     response = await api.patch(
@@ -76,16 +80,19 @@ async def deactivation_trial(
     )
     response.raise_for_status()
     since = time.monotonic()
-    return max(await asyncio.gather(*(until_refused(http, plaintext, since) for plaintext in plaintexts)))
+    first = await until_refused(http, plaintexts[0], since)
+    while set(await asyncio.gather(*(answer(http, plaintext) for plaintext in plaintexts))) != {401}:
+        if time.monotonic() - since > GIVE_UP_SECONDS:
+            raise SystemExit("tokens of a deactivated account were still accepted after 10 s")
+    return first, time.monotonic() - since
 
 
 async def measure(
     api_url: str, verifier_url: str, plaintexts: list[str], trials: int, accounts: int
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     async with (
         httpx.AsyncClient(base_url=api_url, timeout=10) as api,
-        httpx.AsyncClient(base_url=verifier_url, timeout=10, limits=limits) as http,
+        aiohttp.ClientSession(verifier_url, connector=aiohttp.TCPConnector(limit=32)) as http,
     ):
         deletes = await delete_trials(api, http, plaintexts[:trials])
         deactivations = []
@@ -103,8 +110,9 @@ async def measure(
         "deactivate": {
             "accounts": len(deactivations),
             "tokens_per_account": TOKENS_PER_ACCOUNT,
-            "all_refused_ms": [round(seconds * 1000, 1) for seconds in deactivations],
-            "max_ms": round(max(deactivations) * 1000, 1),
+            "first_refused_ms": [round(first * 1000, 1) for first, _ in deactivations],
+            "all_refused_ms": [round(every * 1000, 1) for _, every in deactivations],
+            "max_ms": round(max(every for _, every in deactivations) * 1000, 1),
         },
     }
 

@@ -17,7 +17,7 @@ class OperatorSettings(BaseSettings):
     workers: int = Field(default=32, ge=1, le=512, description="Objects reconciled concurrently.")
     instance: str = Field(default="org-operator", description="Reported as the Events' reportingInstance.")
     account_status_delay: float = Field(
-        default=1.0, ge=0, description="Seconds to gather token changes before a service account's counts are written."
+        default=2.0, ge=0, description="Seconds without token changes before a service account's counts are written."
     )
     mcp_server_url: AnyHttpUrl | None = Field(
         default=None, description="When set, token Secrets also carry a ready mcp.json for AI tools."

@@ -40,7 +40,8 @@ from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 ServerVersion = Literal["2025.12", "2026.2"]
-SCHEMA_PATH = Path(os.environ.get("AUTHENTIK_OPENAPI_SCHEMA", "/work/shared/authentik/schema.yml"))
+REFERENCE = Path(__file__).parents[1] / "reference"
+SCHEMA_PATH = Path(os.environ.get("AUTHENTIK_OPENAPI_SCHEMA", REFERENCE / "authentik/schema.yml"))
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 RECOVERY_EMAIL = "/core/users/{id}/recovery_email/"
 

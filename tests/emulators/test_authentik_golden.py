@@ -23,7 +23,7 @@ from authentik_contract import validate_exchange
 
 from org_operator.emulators.authentik import AuthentikEmulator, AuthentikEmulatorThread
 
-GOLDEN = Path(os.environ.get("AUTHENTIK_GOLDEN_DIR", "/work/shared/golden/authentik"))
+GOLDEN = Path(os.environ.get("AUTHENTIK_GOLDEN_DIR", Path(__file__).parents[1] / "reference/golden/authentik"))
 HOST = "127.0.0.1:9000"  # the Host of the captures: recovery links are built from it
 VOLATILE = frozenset({"date_joined", "password_change_date", "last_updated", "uid", "uuid", "num_pk"})
 FLOW_TOKEN = re.compile(r"flow_token=[A-Za-z0-9]{64}")

@@ -141,3 +141,14 @@ async def test_namespace_label_changes_are_watched(client: Client) -> None:
     assert summary(events) == [("MODIFIED", "golden-e546")]
     assert events[0]["object"]["kind"] == "Namespace"
     assert events[0]["object"]["metadata"]["labels"]["org"] == "alien"
+
+
+async def test_bookmarks_carry_the_latest_resource_version(serve: Serve) -> None:
+    async with serve(bookmark_interval=0.2) as (_, client):
+        listed = await client.get(WIDGETS)
+        await client.post("/api/v1/namespaces", {"metadata": {"name": "elsewhere"}})  # not a widget
+        rv = listed.body["metadata"]["resourceVersion"]
+        path = f"{WIDGETS}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=5"
+        events = await client.watch(path, count=1)
+        assert events[0]["type"] == "BOOKMARK"
+        assert int(events[0]["object"]["metadata"]["resourceVersion"]) == int(rv) + 1

@@ -8,7 +8,7 @@ import pytest
 
 from org_operator.identity import OWNER_ATTRIBUTE, Group, Owner, User, user_attributes
 
-GOLDEN = Path("/work/shared/golden/authentik")
+GOLDEN = Path(__file__).parents[1] / "reference/golden/authentik"
 
 
 def golden(name: str) -> Any:

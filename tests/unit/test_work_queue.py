@@ -85,3 +85,22 @@ async def test_requeue_and_add_after() -> None:
     assert len(times) == 2
     assert 0.04 <= times[0] - start < 0.2
     assert times[1] - times[0] >= 0.09
+
+
+async def test_debounce_waits_for_quiet_but_not_forever() -> None:
+    times: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def reconcile(key: str) -> None:
+        times.append(loop.time())
+
+    queue: WorkQueue[str] = WorkQueue(reconcile, workers=1)
+    queue.start()
+    start = loop.time()
+    for _ in range(6):  # a burst longer than max_wait
+        queue.debounce("a", quiet=0.1, max_wait=0.25)
+        await asyncio.sleep(0.06)
+    await asyncio.sleep(0.3)
+    await queue.stop()
+    assert len(times) == 2  # once at max_wait during the burst, once after it quietened
+    assert 0.24 <= times[0] - start < 0.35

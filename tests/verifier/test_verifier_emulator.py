@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -339,3 +341,47 @@ async def test_expired_resource_version_relists_without_losing_state() -> None:
             await org.kube.delete(path(API_TOKENS, NAMESPACE, "gone"))
             await org.until_status(gone, 401, 3.0)
             assert await org.status_of(kept) == 200
+
+
+RUN_VERIFIER = """
+import asyncio, sys
+from org_operator.kube import Kube
+from org_operator.verifier import VerifierConfig, run_verifier
+config = VerifierConfig(host="127.0.0.1", port=int(sys.argv[2]), last_used_window=3600)
+asyncio.run(run_verifier(config, Kube.for_url(sys.argv[1])))
+"""
+
+
+async def test_sigterm_stops_gracefully_and_flushes_last_used(api: KubernetesEmulator) -> None:
+    """run_verifier, as the CLI runs it: on SIGTERM the pending uses are written before it exits."""
+    async with Kube.for_url(api.url) as writer:
+        org = Org(api, writer, None, None)  # type: ignore[arg-type]  # only the writing helpers are used
+        await org.service_account()
+        issued = await org.issue("ci")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(sys.executable, "-c", RUN_VERIFIER, api.url, str(port))
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                await _until_ready(http, process)
+                response = await http.get("/auth", headers={"Authorization": f"Bearer {issued.plaintext}"})
+                assert response.status_code == 200
+            assert "lastUsedAt" not in await org.token_status("ci")
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 15) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+        assert abs(time.time() - _epoch((await org.token_status("ci"))["lastUsedAt"])) < 10
+
+
+async def _until_ready(http: httpx.AsyncClient, process: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert process.returncode is None, "the verifier exited"
+        with contextlib.suppress(httpx.HTTPError):
+            if (await http.get("/readyz")).status_code == 200:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the verifier did not get ready")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import pytest
 from verifier_support import FakeKube, eventually, token_body
 
@@ -97,7 +97,10 @@ async def test_dropped_stream_resumes_from_last_version_without_relisting(
     issued = tokens.generate().hash
     kube.serve(URL, [], "5")
     kube.watches[URL] = [
-        [{"type": "ADDED", "object": token_body(issued, resource_version="6")}, httpx.ReadError("reset")],
+        [
+            {"type": "ADDED", "object": token_body(issued, resource_version="6")},
+            aiohttp.ClientPayloadError("connection reset"),
+        ],
     ]
     task = await run(feed)
     await eventually(lambda: len(kube.watch_calls) == 2)

@@ -156,8 +156,9 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
     assert token.spec is not None
     issued = generate()
     secret_path = core_path("secrets", token.meta.namespace)
+    secret_key = (token.meta.namespace, token.secret_name)
     try:
-        await ctl.kube.create(secret_path, _secret_body(ctl, token, issued))
+        ctl.state.remember_secret(secret_key, await ctl.kube.create(secret_path, _secret_body(ctl, token, issued)))
     except Conflict:
         adopted = await _adopt_existing_secret(ctl, token)
         if adopted is None:
@@ -276,3 +277,4 @@ async def _delete_secret(ctl: Controller, token: ApiTokenView) -> None:
     secret = ctl.state.secret((token.meta.namespace, token.secret_name))
     if secret is not None and token.meta.uid in secret.owner_uids:
         await ctl.kube.delete(core_path("secrets", token.meta.namespace, token.secret_name), uid=secret.meta.uid)
+        ctl.state.remember_secret(secret.meta.key, None)

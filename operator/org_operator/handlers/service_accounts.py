@@ -64,11 +64,14 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         return
     desired, settling = desired_status(ctl, account, datetime.now(UTC))
     if settling:
-        ctl.enqueue(PLURAL, key, delay=ctl.settings.account_status_delay)
+        ctl.enqueue_quietly(PLURAL, key)
     changes = conditions.status_changes(account.status, desired)
     if not changes:
         return
     await ctl.patch_status(PLURAL, key, changes)
+    if "phase" in changes or "conditions" in changes:
+        for token in ctl.state.tokens_of(*key):  # whether they may be issued depends on this account
+            ctl.enqueue(constants.API_TOKENS, token.meta.key)
     before, after = account.status.get("phase"), desired.get("phase")
     if before == Phase.ACTIVE and after == Phase.LOCKED:
         ctl.events.warning(KIND, account.meta, Reason.LOCKED,

@@ -130,7 +130,13 @@ def build_registry(
                 ctl.enqueue(plural, key)
 
     @kopf.on.event(GROUP, VERSION, SA, registry=registry)
-    async def service_account_changed(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> None:
+    async def service_account_changed(
+        namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, type: str | None, **_: Any
+    ) -> None:
+        if type != "DELETED" and not meta.get("deletionTimestamp") and status.get("observedGeneration") == meta.get(
+                "generation"):
+            ctl.enqueue_quietly(SA, (namespace, name))  # the echo of our own status write: counts only
+            return
         ctl.enqueue(SA, (namespace, name))
         requeue_tokens_naming(namespace, name)
         requeue_email_claimants(namespace, spec)
@@ -146,7 +152,7 @@ def build_registry(
         ctl.enqueue(TOKENS, (namespace, name))
         account = spec.get("serviceAccountName")
         if account:
-            ctl.enqueue(SA, (namespace, account), delay=ctl.settings.account_status_delay)
+            ctl.enqueue_quietly(SA, (namespace, account))
 
     @kopf.on.event("v1", "secrets", labels=ours, registry=registry)
     async def secret_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:

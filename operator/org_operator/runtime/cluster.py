@@ -8,6 +8,7 @@ our write and its watch event does not act on the stale status.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
@@ -48,6 +49,11 @@ INDEX_NAMES = (NAMESPACES, SERVICE_ACCOUNTS, MANAGED_USERS, TOKENS, TOKENS_BY_AC
                SERVICE_ACCOUNT_EMAILS, MANAGED_USER_EMAILS)
 
 
+# How long our own Secret writes may stay unseen by the watch before the index is trusted again
+# (a Secret created and deleted by someone else in between never shows in the index).
+WATCH_LAG_LIMIT = 10.0
+
+
 def _newer(written: str, seen: str) -> bool:
     """True if our write is newer than what the index holds.
 
@@ -64,6 +70,7 @@ class ClusterState:
     def __init__(self) -> None:
         self._indexes: dict[str, _Index] = {}
         self._written: dict[tuple[str, Key], tuple[str, Mapping[str, Any]]] = {}
+        self._secrets_written: dict[Key, tuple[float, SecretView | None]] = {}
 
     def bind(self, indexes: Mapping[str, Any]) -> None:
         self._indexes = {name: indexes[name] for name in INDEX_NAMES}
@@ -110,9 +117,21 @@ class ClusterState:
     def token(self, key: Key) -> ApiTokenView | None:
         return self._with_overlay(constants.API_TOKENS, self._one(TOKENS, key))
 
+    def remember_secret(self, key: Key, body: Mapping[str, Any] | None) -> None:
+        """Record a Secret we created (or, with None, deleted) until the watch shows the same."""
+        self._secrets_written[key] = (time.monotonic(), SecretView.of(body) if body is not None else None)
+
     def secret(self, key: Key) -> SecretView | None:
-        view: SecretView | None = self._one(SECRETS, key)
-        return view
+        indexed: SecretView | None = self._one(SECRETS, key)
+        written = self._secrets_written.get(key)
+        if written is None:
+            return indexed
+        when, expected = written
+        caught_up = (indexed.meta.uid if indexed else None) == (expected.meta.uid if expected else None)
+        if caught_up or time.monotonic() - when > WATCH_LAG_LIMIT:
+            del self._secrets_written[key]
+            return indexed
+        return expected
 
     def tokens_of(self, namespace: str, account: str) -> list[ApiTokenView]:
         names = self._indexes[TOKENS_BY_ACCOUNT].get((namespace, account)) or ()

@@ -88,6 +88,11 @@ class Controller:
     def enqueue(self, plural: str, key: Key, delay: float = 0.0) -> None:
         self.queue.add_after((plural, *key), delay)
 
+    def enqueue_quietly(self, plural: str, key: Key) -> None:
+        """Queue a reconcile of derived state once the changes feeding it have quietened down."""
+        delay = self.settings.account_status_delay
+        self.queue.debounce((plural, *key), quiet=delay, max_wait=30 * delay)
+
     async def _reconcile(self, queue_key: QueueKey) -> None:
         plural, namespace, name = queue_key
         RECONCILES.labels(plural).inc()

@@ -45,12 +45,14 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()  # changed while being reconciled: run again afterwards
         self._failures: dict[K, int] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._debounced: dict[K, float] = {}  # first debounce call of a pending burst
         self._tasks: list[asyncio.Task[None]] = []
 
     def add(self, key: K) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
+        self._debounced.pop(key, None)
         if key in self._active:
             self._dirty.add(key)
         elif key not in self._queued:
@@ -71,7 +73,22 @@ class WorkQueue(Generic[K]):
             timer.cancel()
         self._timers[key] = loop.call_at(when, self._fire, key)
 
+    def debounce(self, key: K, quiet: float, max_wait: float) -> None:
+        """Queue ``key`` once no call for it came for ``quiet`` seconds, at most ``max_wait`` after the first.
+
+        For derived state (a service account's token counts): a burst of changes costs one write.
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        first = self._debounced.setdefault(key, now)
+        when = min(now + quiet, first + max_wait)
+        timer = self._timers.get(key)
+        if timer is not None:
+            timer.cancel()
+        self._timers[key] = loop.call_at(when, self._fire, key)
+
     def _fire(self, key: K) -> None:
+        self._debounced.pop(key, None)
         self._timers.pop(key, None)
         self.add(key)
 

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
@@ -29,7 +30,9 @@ ENDPOINTS = (AUTH, INTROSPECT)
 """The ``endpoint`` label values."""
 AUTH_PATH = "/" + AUTH
 INTROSPECT_PATH = "/" + INTROSPECT
-METHOD_HEADERS = ("X-Forwarded-Method", "X-Original-Method")
+# Case-insensitive keys built once: the header lookups of every request skip case folding.
+_FORWARDED_METHOD = istr("X-Forwarded-Method")  # Traefik
+_ORIGINAL_METHOD = istr("X-Original-Method")  # ingress-nginx
 
 _NO_CREDENTIALS = {"WWW-Authenticate": "Bearer"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
@@ -100,8 +103,8 @@ class Handlers:
         """Forward-auth: 200 with identity headers, 401 invalid, 403 write with a read-only token."""
         started = time.perf_counter()
         headers = request.headers
-        method = headers.get(METHOD_HEADERS[0]) or headers.get(METHOD_HEADERS[1]) or request.method
-        outcome, token, account = self._check(bearer(headers.get("Authorization")), method)
+        method = headers.get(_FORWARDED_METHOD) or headers.get(_ORIGINAL_METHOD) or request.method
+        outcome, token, account = self._check(bearer(headers.get(hdrs.AUTHORIZATION)), method)
         if outcome == Outcome.OK and token is not None and account is not None:
             response = web.Response(headers=identity_headers(token, account))
         elif outcome == Outcome.INSUFFICIENT_SCOPE:
@@ -114,7 +117,7 @@ class Handlers:
     async def introspect(self, request: web.Request) -> web.Response:
         """RFC 7662: ``{"active": true, ...}`` or ``{"active": false}``, for holders of its credential."""
         started = time.perf_counter()
-        if not self._may_introspect(request.headers.get("Authorization")):
+        if not self._may_introspect(request.headers.get(hdrs.AUTHORIZATION)):
             self._metrics.record(INTROSPECT, Outcome.UNAUTHORIZED, None, time.perf_counter() - started)
             return web.Response(status=401, headers=_NO_CREDENTIALS)
         candidate = (await request.post()).get("token")

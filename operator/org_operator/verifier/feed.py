@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ..kube import Kube, KubeError
 from .index import Store
@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 GONE = 410
 _QUICK_CLOSE_SECONDS = 1.0
-_RETRYABLE = (httpx.HTTPError, KubeError, json.JSONDecodeError)
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+"""What ``Kube`` raises when the API server cannot be reached or a stream breaks (it uses aiohttp)."""
+API_ERRORS = (*TRANSPORT_ERRORS, KubeError, json.JSONDecodeError)
+"""Everything a call to the API server may raise that a retry can cure."""
 
 
 class Backoff:
@@ -81,7 +84,7 @@ class Feed:
                 self._backoff.reset()
                 await self._follow(resource_version)
                 self._on_restart(self.kind, "expired")
-            except _RETRYABLE as error:
+            except API_ERRORS as error:
                 self._on_restart(self.kind, "error")
                 log.warning("listing %s failed, retrying: %s", self.kind, error)
                 await asyncio.sleep(self._backoff.next())
@@ -118,7 +121,7 @@ class Feed:
                 if error.code == GONE:
                     return
                 raise
-            except httpx.HTTPError as error:
+            except TRANSPORT_ERRORS as error:
                 log.warning("watch of %s dropped, resuming: %s", self.kind, error)
                 self._on_restart(self.kind, "dropped")
             if time.monotonic() - opened < _QUICK_CLOSE_SECONDS:

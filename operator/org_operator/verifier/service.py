@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 
 from aiohttp import web
 
@@ -109,6 +110,26 @@ class Verifier:
 
 
 async def run_verifier(config: VerifierConfig, kube: Kube) -> None:
-    """Serve until cancelled; a crashed feed or writer ends it, so the pod restarts instead."""
-    async with Verifier(config, kube) as verifier:
-        await verifier.serve_forever()
+    """Serve until SIGTERM/SIGINT or cancelled; a crashed feed or writer ends it, so the pod restarts.
+
+    A signal stops it gracefully: the server closes and the uses not yet written are flushed to
+    ``lastUsedAt`` (Kubernetes sends SIGTERM when it stops a pod).
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with Verifier(config, kube) as verifier:
+            serving = asyncio.create_task(verifier.serve_forever(), name="verifier")
+            stopping = asyncio.create_task(stop.wait(), name="verifier stop signal")
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if serving.done():
+                serving.result()  # a feed or the writer failed: raise it
+            else:
+                serving.cancel()
+                log.info("verifier stopping on signal")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

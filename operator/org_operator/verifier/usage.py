@@ -14,11 +14,11 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import httpx
 from prometheus_client import Counter
 
 from ..api.constants import API_TOKENS
-from ..kube import Conflict, Kube, KubeError, NotFound, path
+from ..kube import Conflict, Kube, NotFound, path
+from .feed import API_ERRORS
 from .index import TokenStore
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class LastUsed:
         except Conflict:
             self._retry_later(digest, used_at)
             return "conflict"
-        except (httpx.HTTPError, KubeError) as error:
+        except API_ERRORS as error:
             log.warning("writing lastUsedAt of token %s failed: %s", view.token_id, error)
             self._retry_later(digest, used_at)
             return "error"

@@ -41,7 +41,8 @@ JSON_PATCH: Final = "application/json-patch+json"
 class Cluster:
     """One emulated cluster: the registry of served types and the store of their objects."""
 
-    def __init__(self, *, history_limit: int = 10_000) -> None:
+    def __init__(self, *, history_limit: int = 10_000, bookmark_interval: float = 60.0) -> None:
+        self.bookmark_interval = bookmark_interval  # how often watches that allow it get a BOOKMARK
         self.registry = Registry()
         self.registry.load_builtins()
         self.store = Store(history_limit)
@@ -123,34 +124,36 @@ class Cluster:
         timeout = _int_param(query, "timeoutSeconds")
         rv_text = query.get("resourceVersion") or ""
         since = None if rv_text in ("", "0") or query.get("sendInitialEvents") == "true" else _rv(rv_text)
-        bookmark = query.get("sendInitialEvents") == "true"
-        return self._stream(rt, selection, float(timeout) if timeout else None, since, bookmark)
+        options = _StreamOptions(
+            deadline=asyncio.get_running_loop().time() + timeout if timeout else None,
+            since=since,
+            initial_bookmark=query.get("sendInitialEvents") == "true",
+            bookmarks=query.get("allowWatchBookmarks") == "true" and self.bookmark_interval > 0,
+        )
+        return self._stream(rt, selection, options)
 
     async def _stream(
-        self,
-        rt: ResourceType,
-        selection: WatchFilter,
-        timeout: float | None,
-        since: int | None,
-        bookmark: bool,
+        self, rt: ResourceType, selection: WatchFilter, options: _StreamOptions
     ) -> AsyncIterator[Body]:
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
         # Subscribe and snapshot in one synchronous step: no write can slip in between.
         subscription = self.store.subscribe(rt.store_key)
         try:
-            backlog, alive = self._backlog(rt, selection, since, bookmark)
+            backlog, alive = self._backlog(rt, selection, options.since, options.initial_bookmark)
             for event in backlog:
                 yield event
+            next_bookmark = loop.time() + self.bookmark_interval if options.bookmarks else None
             while alive:
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
+                if options.deadline is not None and loop.time() >= options.deadline:
                     return
                 try:
-                    async with asyncio.timeout(remaining):
+                    async with asyncio.timeout_at(_earliest(options.deadline, next_bookmark)):
                         change = await subscription.queue.get()
                 except TimeoutError:
-                    return
+                    if next_bookmark is not None and loop.time() >= next_bookmark:
+                        next_bookmark = loop.time() + self.bookmark_interval
+                        yield _bookmark(rt, self.store.rv)
+                    continue
                 if change is None:
                     return
                 converted = selection.convert(change)
@@ -176,19 +179,9 @@ class Cluster:
             if selection.matches(body)
         ]
         if bookmark:
-            events.append(
-                {
-                    "type": "BOOKMARK",
-                    "object": {
-                        "kind": rt.kind,
-                        "apiVersion": rt.api_version,
-                        "metadata": {
-                            "resourceVersion": str(self.store.rv),
-                            "annotations": {"k8s.io/initial-events-end": "true"},
-                        },
-                    },
-                }
-            )
+            end = _bookmark(rt, self.store.rv)
+            end["object"]["metadata"]["annotations"] = {"k8s.io/initial-events-end": "true"}
+            events.append(end)
         return events, True
 
     # Writes ---------------------------------------------------------------------------------------
@@ -523,6 +516,14 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class _StreamOptions:
+    deadline: float | None  # the loop time at which timeoutSeconds ends the stream
+    since: int | None  # resume after this resourceVersion; None: start from the current state
+    initial_bookmark: bool  # sendInitialEvents: mark the end of the initial ADDED events
+    bookmarks: bool  # allowWatchBookmarks: periodic BOOKMARKs carrying the latest resourceVersion
+
+
+@dataclass(frozen=True)
 class WatchFilter:
     """Which objects a watch sees; label changes turn into ADDED/DELETED as the watch cache does."""
 
@@ -551,6 +552,19 @@ class WatchFilter:
             gone = {**event.prev, "metadata": {**event.prev["metadata"], "resourceVersion": str(event.rv)}}
             return "DELETED", gone
         return None
+
+
+def _earliest(*times: float | None) -> float | None:
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+def _bookmark(rt: ResourceType, rv: int) -> Body:
+    """A BOOKMARK: "you have seen everything up to rv", so a resuming watch does not start too old."""
+    return {
+        "type": "BOOKMARK",
+        "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {"resourceVersion": str(rv)}},
+    }
 
 
 def render(rt: ResourceType, body: Body) -> Body:

@@ -56,6 +56,7 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
     """An in-memory kube-apiserver: storage semantics, validation, watches, a request log."""
 
     history_limit: int = 10_000  # watch events kept; older resourceVersions get 410 Expired
+    bookmark_interval: float = 60.0  # seconds between BOOKMARKs on watches that allow them
     cluster: Cluster = attrs.field(init=False)
     log: RequestLog = attrs.field(init=False, factory=RequestLog)
     _base_url: str | None = attrs.field(init=False, default=None)
@@ -63,7 +64,7 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        self.cluster = Cluster(history_limit=self.history_limit)
+        self.cluster = Cluster(history_limit=self.history_limit, bookmark_interval=self.bookmark_interval)
         self.fallback[_is_resource_request] << self._serve_resource
         self[f"get {STATS_PREFIX}requests"] << self._serve_log
         self[f"delete {STATS_PREFIX}requests"] << self._reset_log

@@ -41,6 +41,7 @@ SERVER_OWNED: Final = (
 )
 
 _NAME_ALPHABET: Final = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's utilrand alphabet: no vowels, no 0/1/3
+_RANDOM: Final = random.Random()  # private: the global one is seeded and watched by test tools
 _SUBDOMAIN_RE: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_RE: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _QUALIFIED_RE: Final = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
@@ -81,7 +82,7 @@ def now() -> str:
 
 def generate_name(base: str) -> str:
     """generateName + 5 random characters; the base is cut to keep names within 63 characters."""
-    return base[:58] + "".join(random.choices(_NAME_ALPHABET, k=5))
+    return base[:58] + "".join(_RANDOM.choices(_NAME_ALPHABET, k=5))
 
 
 def dns_subdomain_errors(value: str) -> list[str]:
