@@ -12,7 +12,7 @@ import click
 from pydantic import ValidationError
 
 from .api import constants
-from .kube import Kube, NotFound, path
+from .kube import VERIFIER_USER_AGENT, Kube, NotFound, path
 from .settings import OperatorSettings
 from .users_table import UserRow, as_json, build_rows, render_table
 
@@ -104,7 +104,7 @@ def verifier(namespaces: tuple[str, ...], clusterwide: bool, port: int, verbose:
     except (ValidationError, ValueError, OSError) as error:
         raise click.ClickException(str(error)) from None
     _logging(verbose)
-    asyncio.run(run_verifier(config, Kube.from_config()))
+    asyncio.run(run_verifier(config, Kube.from_config(user_agent=VERIFIER_USER_AGENT)))
 
 
 async def _fetch_users(namespace: str) -> list[UserRow]:

@@ -196,7 +196,7 @@ async def run_demo() -> None:
         kube = Kube.from_config()
         try:
             async with Verifier(VerifierConfig(port=0, host="127.0.0.1", last_used_window=1.0), kube) as verifier:
-                await verifier.wait()
+                await verifier.wait_ready()
                 await _scenario(kube, verifier.url, authentik)
         finally:
             stop.set()

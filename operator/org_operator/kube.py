@@ -21,6 +21,7 @@ from kubernetes import config as k8s_config
 from .api import constants
 
 USER_AGENT: Final = "org-operator"
+VERIFIER_USER_AGENT: Final = "org-operator-verifier"
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
 
@@ -117,25 +118,30 @@ class Kube:
         base_url: str,
         authorization: Callable[[], str | None],
         ssl_context: ssl.SSLContext | bool = True,
+        user_agent: str = USER_AGENT,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._user_agent = user_agent
         self._authorization = authorization
         self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_config(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+    def from_config(
+        cls, kubeconfig: str | None = None, context: str | None = None, user_agent: str = USER_AGENT
+    ) -> Kube:
         """Load credentials like kubectl does: in-cluster if available, else the kubeconfig."""
-        return cls.from_configuration(load_configuration(kubeconfig, context))
+        return cls.from_configuration(load_configuration(kubeconfig, context), user_agent)
 
     @classmethod
-    def from_configuration(cls, configuration: k8s_client.Configuration) -> Kube:
+    def from_configuration(cls, configuration: k8s_client.Configuration, user_agent: str = USER_AGENT) -> Kube:
         ssl_context: ssl.SSLContext | bool = False
         if configuration.verify_ssl:
             ssl_context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
             if configuration.cert_file:
                 ssl_context.load_cert_chain(configuration.cert_file, configuration.key_file)
-        return cls(configuration.host, lambda: configuration.get_api_key_with_prefix("authorization"), ssl_context)
+        return cls(configuration.host, lambda: configuration.get_api_key_with_prefix("authorization"), ssl_context,
+                   user_agent)
 
     @classmethod
     def for_url(cls, url: str) -> Kube:
@@ -165,7 +171,7 @@ class Kube:
         await self.aclose()
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
         if content_type:
             headers["Content-Type"] = content_type
         authorization = self._authorization()

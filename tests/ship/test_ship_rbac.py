@@ -1,7 +1,7 @@
-"""Each component's ClusterRole grants exactly the API calls its code makes, each rule saying why.
+"""The shape of each component's ClusterRole and binding.
 
-The expected grants below are the calls of the operator (its reconcilers, and kopf's watching, peering
-and CRD scanning) and of the verifier (its watches and the lastUsedAt patch), spelled out by hand.
+That the rules grant exactly the calls the code makes is proven by evidence, not by a hand-kept
+list: tests/integration/test_rbac_evidence.py records every call of a running operator and verifier.
 """
 
 from __future__ import annotations
@@ -11,44 +11,16 @@ from kustomize_render import WORKLOAD_KINDS, load_documents
 from ship_support import REPO
 
 BASE = REPO / "manifests" / "base"
-GROUP = "org.alien.club"
-KINDS = ("orgserviceaccounts", "orgmanagedusers", "orgapitokens")
-
-OPERATOR = {
-    *{("", "namespaces", verb) for verb in ("list", "watch")},
-    *{(GROUP, kind, verb) for kind in KINDS for verb in ("list", "watch")},
-    *{(GROUP, f"{kind}/status", "patch") for kind in KINDS},
-    (GROUP, "orgmanagedusers", "patch"),
-    *{("", "secrets", verb) for verb in ("list", "watch", "create", "get", "delete")},
-    ("", "events", "create"),
-    *{("kopf.dev", kind, verb) for kind in ("clusterkopfpeerings", "kopfpeerings")
-      for verb in ("get", "list", "watch", "patch")},
-    *{("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("list", "watch")},
-}
-VERIFIER = {
-    *{(GROUP, kind, verb) for kind in ("orgapitokens", "orgserviceaccounts") for verb in ("list", "watch")},
-    (GROUP, "orgapitokens/status", "patch"),
-}
-GRANTS = {"org-operator": OPERATOR, "org-operator-verifier": VERIFIER}
 COMPONENTS = [("rbac-operator.yaml", "org-operator"), ("rbac-verifier.yaml", "org-operator-verifier")]
 
 
-def grants(rules: list[dict[str, list[str]]]) -> set[tuple[str, str, str]]:
-    return {
-        (group, resource, verb)
-        for rule in rules
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-
-
 @pytest.mark.parametrize(("filename", "name"), COMPONENTS)
-def test_cluster_role_grants_exactly_what_the_code_calls(filename: str, name: str) -> None:
+def test_cluster_role_rules_are_plain_and_explained(filename: str, name: str) -> None:
     role, _ = load_documents(BASE / filename)
     assert (role["kind"], role["metadata"]["name"]) == ("ClusterRole", name)
     assert all(set(rule) == {"apiGroups", "resources", "verbs"} for rule in role["rules"])
-    assert grants(role["rules"]) == GRANTS[name]
+    text = (BASE / filename).read_text()
+    assert text.count("# why:") == len(role["rules"])
 
 
 @pytest.mark.parametrize(("filename", "name"), COMPONENTS)

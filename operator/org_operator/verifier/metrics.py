@@ -2,9 +2,11 @@
 
 The request counter is labelled by token, so it has as many series as there are tokens used. A
 prometheus-client labelled Counter and Histogram take a lock and build label tuples on every call;
-the hot path here is one dict update keyed by (digest, endpoint, result), whose hashes are cached,
-and one bucket increment. Only the event loop's thread writes them. A scrape copies them and renders
-the text in a worker thread, so a scrape of 100,000 series does not stall requests.
+the hot path here is a dict update keyed by the token's digest (its hash is cached) in a dict per
+endpoint and result, and one bucket increment. Per token used, only a count and a 3-tuple of shared
+objects are kept (the token id is derived from the digest when scraped). Only the event loop's
+thread writes them. A scrape copies them and renders the text in a worker thread, so a scrape of
+100,000 series does not stall requests.
 """
 
 from __future__ import annotations
@@ -18,17 +20,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from .index import TokenIndex
-from .views import TokenView
+from .views import SCOPE_NAMES, TokenView, token_id
 
 REQUEST_LABELS = ("endpoint", "namespace", "service_account", "token_id", "scope", "result")
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _NO_TOKEN = b""  # the digest key of requests without a known token: one series per result, no guesses
-_NO_TOKEN_LABELS = ("", "", "", "")
 
-CountKey = tuple[bytes, str, str]
-"""(digest, endpoint, result)."""
-TokenLabels = tuple[str, str, str, str]
-"""(namespace, service_account, token_id, scope)."""
+Counts = dict[str, dict[str, dict[bytes, int]]]
+"""endpoint → result → digest → requests."""
+TokenLabels = tuple[str, str, bool]
+"""(namespace, service_account, read_write) of a digest."""
 
 
 class Latency:
@@ -54,8 +55,8 @@ class Metrics:
 
     def __init__(self, index: TokenIndex, ready: Callable[[], bool], endpoints: tuple[str, ...]) -> None:
         self.registry = CollectorRegistry()
-        self._counts: dict[CountKey, int] = {}
-        self._labels: dict[bytes, TokenLabels] = {_NO_TOKEN: _NO_TOKEN_LABELS}
+        self._counts: Counts = {endpoint: {} for endpoint in endpoints}
+        self._labels: dict[bytes, TokenLabels] = {}
         self._latency = {endpoint: Latency() for endpoint in endpoints}
         self.last_used_writes = Counter(
             "org_operator_verifier_last_used_writes",
@@ -74,16 +75,21 @@ class Metrics:
     def record(self, endpoint: str, result: str, token: TokenView | None, seconds: float) -> None:
         """Count one answer and its latency; an unknown token gets empty labels (no series per guess)."""
         digest = _NO_TOKEN if token is None else token.digest
-        if digest not in self._labels and token is not None:
-            self._labels[digest] = (token.namespace, token.account, token.token_id, token.scope)
-        key = (digest, endpoint, result)
-        self._counts[key] = self._counts.get(key, 0) + 1
+        if token is not None and digest not in self._labels:
+            self._labels[digest] = (token.namespace, token.account, token.read_write)
+        by_digest = self._counts[endpoint].get(result)
+        if by_digest is None:
+            by_digest = self._counts[endpoint][result] = {}
+        by_digest[digest] = by_digest.get(digest, 0) + 1
         self._latency[endpoint].observe(seconds)
 
     async def exposition(self) -> bytes:
         """The text format of all metrics, rendered off the event loop from copies."""
         requests = _RequestsCollector(
-            dict(self._counts),
+            {
+                endpoint: {result: dict(counts) for result, counts in by_result.items()}
+                for endpoint, by_result in self._counts.items()
+            },
             dict(self._labels),
             {endpoint: latency.copy() for endpoint, latency in self._latency.items()},
         )
@@ -98,7 +104,7 @@ class Metrics:
 class _RequestsCollector(Collector):
     def __init__(
         self,
-        counts: Mapping[CountKey, int],
+        counts: Counts,
         labels: Mapping[bytes, TokenLabels],
         latency: Mapping[str, Latency],
     ) -> None:
@@ -112,8 +118,10 @@ class _RequestsCollector(Collector):
             "Verification requests by client (namespace, service account, token) and result.",
             labels=REQUEST_LABELS,
         )
-        for (digest, endpoint, result), value in self._counts.items():
-            requests.add_metric((endpoint, *self._labels[digest], result), value)
+        for endpoint, by_result in self._counts.items():
+            for result, by_digest in by_result.items():
+                for digest, value in by_digest.items():
+                    requests.add_metric((endpoint, *self._token_labels(digest), result), value)
         yield requests
         latency = HistogramMetricFamily(
             "org_operator_verifier_request_duration_seconds",
@@ -127,6 +135,13 @@ class _RequestsCollector(Collector):
                 buckets.append((bound, cumulative))
             latency.add_metric([endpoint], buckets, histogram.sum)
         yield latency
+
+    def _token_labels(self, digest: bytes) -> tuple[str, str, str, str]:
+        """namespace, service_account, token_id, scope; all empty for requests without a known token."""
+        if digest == _NO_TOKEN:
+            return "", "", "", ""
+        namespace, account, read_write = self._labels[digest]
+        return namespace, account, token_id(digest), SCOPE_NAMES[read_write]
 
 
 class _IndexCollector(Collector):

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from ..api.reasons import Phase
+from ..tokens import TOKEN_ID_LENGTH
 
 ObjectKey = tuple[str, str]
 """(namespace, name) of a watched object."""
@@ -40,8 +41,7 @@ class TokenView(NamedTuple):
 
     @property
     def token_id(self) -> str:
-        """The public id: the first 12 hex characters of the hash (see ``tokens.token_id``)."""
-        return self.digest[:6].hex()
+        return token_id(self.digest)
 
     @property
     def scope(self) -> str:
@@ -55,6 +55,11 @@ class AccountView(NamedTuple):
     active: bool
     locked: bool
     deleting: bool
+
+
+def token_id(digest: bytes) -> str:
+    """The public id: the first 12 hex characters of the hash, as ``tokens.token_id`` defines it."""
+    return digest[: TOKEN_ID_LENGTH // 2].hex()
 
 
 def object_key(body: Mapping[str, Any]) -> ObjectKey:

@@ -162,7 +162,8 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.url.path.startswith(STATS_PREFIX):
             return await super()._handle(request)
-        record = self.log.record(request.method.value.upper(), request.url.path, request.params)
+        user_agent = next((v for k, v in request.headers.items() if k.lower() == "user-agent"), "")
+        record = self.log.record(request.method.value.upper(), request.url.path, request.params, user_agent)
         try:
             response = await self._route(request)
         except BaseException:

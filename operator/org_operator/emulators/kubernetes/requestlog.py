@@ -24,6 +24,7 @@ class RequestRecord:
     name: str | None = None
     subresource: str | None = None
     status: int | None = None  # the HTTP status answered (watches: once the stream ends)
+    user_agent: str = ""  # tells the clients apart, e.g. the operator's calls from a test's own
 
     @property
     def is_write(self) -> bool:
@@ -95,11 +96,11 @@ class RequestLog:
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
 
-    def record(self, method: str, path: str, query: Mapping[str, str]) -> RequestRecord:
+    def record(self, method: str, path: str, query: Mapping[str, str], user_agent: str = "") -> RequestRecord:
         parsed = parse_api_path(path)
         # Non-resource URLs (discovery, /version) take the lowercase HTTP method as their RBAC verb.
         verb = method.lower() if parsed is None else rbac_verb(method, parsed.name, query)
-        record = RequestRecord(method=method, path=path, query=dict(query), verb=verb)
+        record = RequestRecord(method=method, path=path, query=dict(query), verb=verb, user_agent=user_agent)
         if parsed is not None:
             record.group, record.version, record.resource = parsed.group, parsed.version, parsed.plural
             record.namespace, record.name, record.subresource = (

@@ -1,0 +1,143 @@
+"""RBAC by evidence: every Kubernetes call the operator and the verifier make is granted, and
+nothing is granted that they never call.
+
+The emulator logs each request with its RBAC verb and User-Agent. The operator (kopf, and our own
+client) and the verifier run a session that walks every path of their code that talks to the API:
+issue, adopt after a crash, re-issue, use, revoke, deactivate, expire, managed users with their
+finalizer, peering; kopf scans CRDs as it does in production. The calls are then compared with the
+ClusterRoles in manifests/base.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kopf
+import kopf.testing
+import pytest
+import yaml
+from conftest import CRDS, NAMESPACE, Cluster, wait_for
+
+from org_operator.api import constants
+from org_operator.emulators.authentik import AuthentikEmulatorThread
+from org_operator.emulators.kubernetes import EmulatorThread
+from org_operator.kube import USER_AGENT, VERIFIER_USER_AGENT, Kube
+from org_operator.runner import build
+from org_operator.settings import OperatorSettings
+from org_operator.verifier import Verifier, VerifierConfig
+
+MANIFESTS = Path(__file__).parents[2] / "manifests" / "base"
+Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
+
+
+def granted(manifest: str) -> set[Permission]:
+    role = next(doc for doc in yaml.safe_load_all((MANIFESTS / manifest).read_text()) if doc["kind"] == "ClusterRole")
+    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def used(cluster: Cluster, component: str) -> set[Permission]:
+    """The calls of one component, told apart by User-Agent (the operator's include kopf's own)."""
+    def made_by(agent: str) -> bool:
+        return agent == VERIFIER_USER_AGENT if component == "verifier" else (
+            agent == USER_AGENT or agent.startswith("kopf/"))
+
+    return {(r.group or "", str(r.rbac_resource), r.verb) for r in cluster.api.log.records
+            if r.resource is not None and made_by(r.user_agent)}
+
+
+class VerifierThread:
+    """The real verifier on its own loop, as its own process would run it."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        config = VerifierConfig(host="127.0.0.1", port=0, last_used_window=0.2)
+        async with Verifier(config, Kube.from_config(user_agent=VERIFIER_USER_AGENT)) as verifier:
+            await verifier.wait_ready()
+            self.url = verifier.url
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> VerifierThread:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    with EmulatorThread(crds=CRDS, kopf_peering=True) as api, httpx.Client(base_url=api.url) as http:
+        api.seed_namespace(NAMESPACE, {constants.PLAN_LABEL: constants.PLAN_ENTERPRISE})
+        peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "org-operator"}}
+        assert http.post("/apis/kopf.dev/v1/clusterkopfpeerings", json=peering).status_code == 201
+        monkeypatch.setenv("KUBECONFIG", str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+        yield Cluster(api, http)
+
+
+def session(cluster: Cluster, authentik: Any, verifier_url: str) -> None:
+    """Walk every code path that calls the Kubernetes API."""
+    cluster.service_account("bot")
+    cluster.token("used", "bot")
+    cluster.token("lost", "bot")
+    cluster.token("short", "bot", expiry="30d")
+    wait_for(lambda: all(cluster.secret(n) for n in ("used", "lost", "short")))
+    token = cluster.secret_token("used")
+    assert httpx.get(f"{verifier_url}/auth", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    wait_for(lambda: cluster.status(constants.API_TOKENS, "used").get("lastUsedAt"))
+    cluster.delete("secrets", "lost", core=True)
+    wait_for(lambda: cluster.secret("lost"))
+    cluster.http.patch(cluster.url(constants.API_TOKENS, "short") + "/status",
+                       json={"status": {"expiresAt": "2020-01-01T00:00:00Z"}},
+                       headers={"Content-Type": "application/merge-patch+json"})
+    wait_for(lambda: cluster.status(constants.API_TOKENS, "short").get("phase") == "Expired")
+    # A crashed issue: the Secret exists, the status does not say so; the operator reads it back.
+    crashed = cluster.token("crashed", "bot", secretName="taken")
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "taken", "ownerReferences": [
+        {"apiVersion": constants.API_VERSION, "kind": "OrgApiToken", "name": "crashed",
+         "uid": crashed["metadata"]["uid"]}]}, "data": {"token": base64.b64encode(b"x").decode()}}
+    cluster.http.post(cluster.url("secrets", core=True), json=secret)
+    wait_for(lambda: cluster.condition(constants.API_TOKENS, "crashed").get("reason") == "SecretConflict")
+    cluster.patch(constants.SERVICE_ACCOUNTS, "bot", {"spec": {"active": False}})
+    wait_for(lambda: cluster.status(constants.API_TOKENS, "used").get("phase") == "Revoked")
+    response = cluster.create("OrgManagedUser", "jane", {"email": "jane@acme.example", "firstName": "J",
+                                                         "lastName": "D"})
+    assert response.status_code == 201
+    wait_for(lambda: cluster.status(constants.MANAGED_USERS, "jane").get("phase") == "Active")
+    cluster.delete(constants.MANAGED_USERS, "jane")
+    wait_for(lambda: cluster.get(constants.MANAGED_USERS, "jane") is None)
+
+
+def test_roles_grant_exactly_what_the_code_calls(evidence: Cluster) -> None:
+    cluster = evidence
+    with AuthentikEmulatorThread(token="rbac-token") as authentik:
+        authentik.store.set_recovery_flow("default-recovery-flow", domain="auth.acme.example")
+        settings = OperatorSettings(authentik_url=authentik.url, authentik_token="rbac-token",  # type: ignore[arg-type]
+                                    authentik_public_host="auth.acme.example", account_status_delay=0.2)
+        _, registry = build(settings, tune=lambda s: setattr(s.peering, "lifetime", 5))
+        runner = kopf.testing.KopfRunner(["run", "-A", "--priority", "10"], registry=registry)
+        with runner, VerifierThread() as verifier:
+            session(cluster, authentik, verifier.url)
+
+    operator_calls, verifier_calls = used(cluster, "operator"), used(cluster, "verifier")
+    assert operator_calls - granted("rbac-operator.yaml") == set(), "operator calls that its Role does not grant"
+    assert granted("rbac-operator.yaml") - operator_calls == set(), "operator grants that no code uses"
+    assert verifier_calls - granted("rbac-verifier.yaml") == set(), "verifier calls that its Role does not grant"
+    assert granted("rbac-verifier.yaml") - verifier_calls == set(), "verifier grants that no code uses"
