@@ -20,9 +20,10 @@ def build(
     settings: OperatorSettings,
     tune: Callable[[kopf.OperatorSettings], None] | None = None,
     identity_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+    namespaces: Collection[str] = (),
 ) -> tuple[Controller, kopf.OperatorRegistry]:
     """The controller and its kopf registry; ``identity_hooks`` are httpx event hooks on Authentik calls."""
-    controller = Controller(settings, Kube.from_config, identity_hooks)
+    controller = Controller(settings, Kube.from_config, identity_hooks, namespaces)
     return controller, build_registry(controller, tune)
 
 
@@ -39,7 +40,7 @@ async def run_operator(
     tune: Callable[[kopf.OperatorSettings], None] | None = None,
     metrics_port: int | None = None,
 ) -> None:
-    controller, registry = build(settings, tune)
+    controller, registry = build(settings, tune, namespaces=namespaces)
     if metrics_port is not None:
         register_token_health(controller.state, prometheus_client.REGISTRY)
         prometheus_client.start_http_server(metrics_port)

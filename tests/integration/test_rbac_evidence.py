@@ -3,7 +3,7 @@ nothing is granted that they never call.
 
 The emulator logs each request with its RBAC verb and User-Agent. The operator (kopf, and our own
 client) and the verifier run a session that walks every path of their code that talks to the API:
-issue, adopt after a crash, re-issue, use, revoke, deactivate, expire, managed users with their
+issue, read back an existing Secret, re-issue, use, revoke, deactivate, expire, managed users with their
 finalizer, peering; kopf scans CRDs as it does in production. The calls are then compared with the
 ClusterRoles in manifests/base.
 """
@@ -108,12 +108,11 @@ def session(cluster: Cluster, authentik: Any, verifier_url: str) -> None:
                        json={"status": {"expiresAt": "2020-01-01T00:00:00Z"}},
                        headers={"Content-Type": "application/merge-patch+json"})
     wait_for(lambda: cluster.status(constants.API_TOKENS, "short").get("phase") == "Expired")
-    # A crashed issue: the Secret exists, the status does not say so; the operator reads it back.
-    crashed = cluster.token("crashed", "bot", secretName="taken")
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "taken", "ownerReferences": [
-        {"apiVersion": constants.API_VERSION, "kind": "OrgApiToken", "name": "crashed",
-         "uid": crashed["metadata"]["uid"]}]}, "data": {"token": base64.b64encode(b"x").decode()}}
-    cluster.http.post(cluster.url("secrets", core=True), json=secret)
+    # A Secret of the token's name already exists: the operator reads it back before refusing to touch it.
+    foreign = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "taken"},
+               "data": {"token": base64.b64encode(b"x").decode()}}
+    assert cluster.http.post(cluster.url("secrets", core=True), json=foreign).status_code == 201
+    cluster.token("crashed", "bot", secretName="taken")
     wait_for(lambda: cluster.condition(constants.API_TOKENS, "crashed").get("reason") == "SecretConflict")
     cluster.patch(constants.SERVICE_ACCOUNTS, "bot", {"spec": {"active": False}})
     wait_for(lambda: cluster.status(constants.API_TOKENS, "used").get("phase") == "Revoked")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from verifier_support import NAMESPACE, FakeKube, account_body, eventually, toke
 
 from org_operator import tokens
 from org_operator.kube import path
-from org_operator.verifier import Verifier, VerifierConfig
+from org_operator.verifier import Verifier, VerifierConfig, run_verifier
 
 INTROSPECTION_SECRET = "introspection-credential"
 TOKENS_URL = path("orgapitokens")
@@ -289,3 +290,10 @@ async def test_only_the_configured_namespaces_are_watched() -> None:
     assert sorted(url for url, _ in kube.list_calls) == sorted(
         path(plural, namespace) for plural in ("orgapitokens", "orgserviceaccounts") for namespace in "ab"
     )
+
+
+async def test_a_crashed_feed_ends_run_verifier_instead_of_serving_a_stale_index() -> None:
+    kube = FakeKube()
+    kube.pages[TOKENS_URL] = [{"items": ["not an object"], "metadata": {"resourceVersion": "1"}}]
+    with pytest.raises(AttributeError):
+        await asyncio.wait_for(run_verifier(config(), kube), 5)  # type: ignore[arg-type]

@@ -9,8 +9,8 @@ recovery email is recorded in the status right after it is queued, so a crash ca
 from __future__ import annotations
 
 import logging
-import random
 from datetime import UTC, datetime
+from random import Random
 from typing import Any
 
 from ..api import constants
@@ -44,6 +44,7 @@ from ..runtime.controller import Controller
 from ..runtime.queue import Requeue
 
 logger = logging.getLogger(__name__)
+_jitter = Random()  # our own generator: jitter must not consume or reseed the global one
 
 PLURAL = constants.MANAGED_USERS
 KIND = constants.KIND_MANAGED_USER
@@ -128,7 +129,7 @@ async def _unreachable(ctl: Controller, view: ManagedUserView, now: datetime, er
         ctl.events.warning(KIND, view.meta, reason, message)
     failures = ctl.identity_failures[view.meta.key] = ctl.identity_failures.get(view.meta.key, 0) + 1
     retry_after = getattr(error, "retry_after", None)
-    delay = retry_after or min(300.0, 2.0 * 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+    delay = retry_after or min(300.0, 2.0 * 2 ** min(failures, 8)) * _jitter.uniform(0.5, 1.0)
     raise Requeue(delay)
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from random import Random
 from typing import Any
 
 from ..api import constants
 from ..decisions.managed_users import changes_for, organization_path
 from ..identity import AuthentikClient, AuthentikError, Group
-from ..kube import Kube, path
+from ..kube import Kube, core_path, path
 from ..metrics import RECONCILE_ERRORS, RECONCILES
 from ..settings import OperatorSettings
 from .cluster import ClusterState, Key
@@ -19,9 +19,20 @@ from .events import EventRecorder
 from .queue import Requeue, WorkQueue
 
 logger = logging.getLogger(__name__)
+_jitter = Random()  # our own generator: jitter must not consume or reseed the global one
 
 QueueKey = tuple[str, str, str]  # (plural, namespace, name)
 Reconciler = Callable[["Controller", Key], Awaitable[None]]
+
+
+def read_model(namespaces: Collection[str]) -> list[tuple[str, str, dict[str, str]]]:
+    """What the operator watches: (plural, list URL, query) for every kind and served namespace."""
+    ours = {"labelSelector": f"{constants.MANAGED_BY_LABEL}={constants.MANAGED_BY}"}
+    scopes: Collection[str | None] = namespaces or [None]
+    return [("namespaces", core_path("namespaces"), {})] + [
+        (plural, path(plural, namespace), {}) for plural in
+        (constants.SERVICE_ACCOUNTS, constants.MANAGED_USERS, constants.API_TOKENS) for namespace in scopes
+    ] + [("secrets", core_path("secrets", namespace), ours) for namespace in scopes]
 
 
 class Controller:
@@ -30,8 +41,10 @@ class Controller:
         settings: OperatorSettings,
         kube_factory: Callable[[], Kube],
         identity_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+        namespaces: Collection[str] = (),
     ) -> None:
         self.settings = settings
+        self.namespaces = tuple(namespaces)  # served namespaces; empty: all
         self._identity_hooks = identity_hooks
         self.state = ClusterState()
         self.queue: WorkQueue[QueueKey] = WorkQueue(self._reconcile, workers=settings.workers)
@@ -59,10 +72,12 @@ class Controller:
         assert self._events is not None, "controller not started"
         return self._events
 
-    async def start(self, indexes: Mapping[str, Any]) -> None:
+    async def start(self) -> None:
+        """Prime the read model with one list of each kind, then start reconciling."""
         self.loop = asyncio.get_running_loop()
-        self.state.bind(indexes)
         self._kube = self._kube_factory()
+        self.state.prime({plural: await self._list_all(url, params)
+                          for plural, url, params in read_model(self.namespaces)})
         self._events = EventRecorder(self._kube, self.settings.instance)
         self._events.start()
         authentik = self.settings.authentik()
@@ -84,6 +99,15 @@ class Controller:
             await self._events.stop()
         if self._kube is not None:
             await self._kube.aclose()
+
+    async def _list_all(self, url: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        page = await self.kube.list(url, limit="500", **params)
+        items += page.get("items", [])
+        while token := page.get("metadata", {}).get("continue"):
+            page = await self.kube.list(url, limit="500", **params, **{"continue": token})
+            items += page.get("items", [])
+        return items
 
     def enqueue(self, plural: str, key: Key, delay: float = 0.0) -> None:
         self.queue.add_after((plural, *key), delay)
@@ -134,7 +158,7 @@ class Controller:
     async def _resync_forever(self) -> None:
         interval = self.settings.resync_interval
         while True:
-            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            await asyncio.sleep(interval * _jitter.uniform(0.8, 1.2))
             try:
                 await self.resync()
             except AuthentikError as error:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Hashable
+from random import Random
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
 logger = logging.getLogger(__name__)
+_jitter = Random()  # our own generator: jitter must not consume or reseed the global one
 
 
 class Requeue(Exception):
@@ -118,7 +119,7 @@ class WorkQueue(Generic[K]):
             except Exception:
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(self._max_delay, self._base_delay * 2 ** (failures - 1))
-                delay *= random.uniform(0.8, 1.2)
+                delay *= _jitter.uniform(0.8, 1.2)
                 logger.exception("Reconciling %s failed (%d in a row); retrying in %.1fs", key, failures, delay)
                 self.add_after(key, delay)
             else:

@@ -17,7 +17,7 @@ from multidict import istr
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
-from ..tokens import hash_token, is_well_formed
+from ..tokens import digest, is_well_formed
 from .decisions import Outcome, authorize, validity
 from .index import TokenIndex
 from .metrics import Metrics
@@ -151,7 +151,7 @@ class Handlers:
         if candidate is None or not is_well_formed(candidate):
             return Outcome.MALFORMED, None, None
         now = time.time()
-        token, account = self._index.lookup(bytes.fromhex(hash_token(candidate)))
+        token, account = self._index.lookup(digest(candidate))
         if method is None:
             outcome = validity(token, account, now)
         else:

@@ -123,13 +123,14 @@ async def run_verifier(config: VerifierConfig, kube: Kube) -> None:
         async with Verifier(config, kube) as verifier:
             serving = asyncio.create_task(verifier.serve_forever(), name="verifier")
             stopping = asyncio.create_task(stop.wait(), name="verifier stop signal")
-            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if serving.done():
-                serving.result()  # a feed or the writer failed: raise it
-            else:
+            try:
+                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
                 serving.cancel()
-                log.info("verifier stopping on signal")
+            if serving.done() and not serving.cancelled():
+                serving.result()  # a feed or the writer failed: raise it
+            log.info("verifier stopping")
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
