@@ -34,6 +34,27 @@ NAMESPACE = "bench"
 ORG = f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{NAMESPACE}"
 TOKEN = "bench-authentik-token"
 CONCURRENCY = 8
+AUTHENTIK_LATENCY = 0.05
+
+
+class InFlight:
+    """httpx event hooks on the operator's Authentik client: requests sent and not yet answered."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+
+    def reset(self) -> None:
+        self.peak = self.now
+
+    async def sent(self, request: Any) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+    async def answered(self, response: Any) -> None:
+        self.now -= 1
+
+
+in_flight = InFlight()
 
 
 def user(i: int) -> dict[str, Any]:
@@ -77,11 +98,14 @@ async def scenario(url: str, authentik: Any, controller: Any) -> dict[str, Any]:
         per_creation = Counter(f"{r.method} {r.path.split('/api/v3/')[-1]}" for r in authentik.traffic.requests())
 
         authentik.traffic.reset()
+        authentik.faults.delay(AUTHENTIK_LATENCY, times=None)  # a real Authentik takes tens of ms per call
+        in_flight.reset()
         started = time.monotonic()
         await create_users(http, range(2, 202))
         await wait_for_active(http, 202)
         burst_seconds = time.monotonic() - started
         burst_peak = authentik.traffic.peak_in_flight
+        authentik.faults.clear()
 
         await create_users(http, range(202, 1000))
         await wait_for_active(http, 1000)
@@ -99,7 +123,9 @@ async def scenario(url: str, authentik: Any, controller: Any) -> dict[str, Any]:
         "authentik_calls_by_endpoint": dict(per_creation),
         "burst_users": 200,
         "burst_all_active_seconds": round(burst_seconds, 2),
+        "burst_authentik_latency_seconds": AUTHENTIK_LATENCY,
         "burst_peak_concurrent_authentik_requests": burst_peak,
+        "burst_peak_in_flight_client_side": in_flight.peak,
         "authentik_concurrency_setting": CONCURRENCY,
         "resync_users": 1000,
         "resync_seconds": round(resync_seconds, 3),
@@ -126,7 +152,9 @@ async def main() -> dict[str, Any]:
             settings = OperatorSettings(authentik_url=authentik.url, authentik_token=TOKEN,  # type: ignore[arg-type]
                                         authentik_public_host="auth.bench.example",
                                         authentik_concurrency=CONCURRENCY, resync_interval=3600)
-            controller, registry = build(settings, tune=lambda s: setattr(s.scanning, "disabled", True))
+            hooks = {"request": [in_flight.sent], "response": [in_flight.answered]}
+            controller, registry = build(settings, tune=lambda s: setattr(s.scanning, "disabled", True),
+                                         identity_hooks=hooks)
             stop = asyncio.Event()
             operator = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True,
                                                          stop_flag=stop))
