@@ -250,3 +250,20 @@ def test_drift_is_repaired_by_the_resync_and_a_clean_resync_writes_nothing(
     wait_for(lambda: pk in authentik.store.members(group.pk))
     drift = wait_for(lambda: [e for e in cluster.events() if e["reason"] == "DriftRepaired"])
     assert drift[0]["type"] == "Warning"
+
+
+def test_deletion_waits_for_authentik_unless_the_admin_skips_cleanup(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    jane(cluster)
+    wait_for(lambda: phase(cluster, "jane") == "Active")
+    pk = cluster.status(USERS, "jane")["authentikUserPk"]
+    authentik.down()
+    cluster.delete(USERS, "jane")
+    wait_for(lambda: cluster.condition(USERS, "jane", "IdentityProviderReachable").get("status") == "False",
+             timeout=20)
+    assert cluster.get(USERS, "jane") is not None  # the finalizer holds while Authentik is away
+    cluster.patch(USERS, "jane", {"metadata": {"annotations": {constants.SKIP_IDP_CLEANUP_ANNOTATION: "true"}}})
+    wait_for(lambda: cluster.get(USERS, "jane") is None, timeout=20)
+    authentik.up()
+    assert authentik.store.user(pk).is_active  # type: ignore[union-attr]  (left as it was, by request)

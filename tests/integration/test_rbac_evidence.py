@@ -140,3 +140,22 @@ def test_roles_grant_exactly_what_the_code_calls(evidence: Cluster) -> None:
     assert granted("rbac-operator.yaml") - operator_calls == set(), "operator grants that no code uses"
     assert verifier_calls - granted("rbac-verifier.yaml") == set(), "verifier calls that its Role does not grant"
     assert granted("rbac-verifier.yaml") - verifier_calls == set(), "verifier grants that no code uses"
+
+
+def test_the_operator_never_writes_spec(evidence: Cluster) -> None:
+    """Argo CD compares spec: the operator's writes go to status, and to a managed user's finalizers only."""
+    cluster = evidence
+    with AuthentikEmulatorThread(token="rbac-token") as authentik:
+        authentik.store.set_recovery_flow("default-recovery-flow", domain="auth.acme.example")
+        settings = OperatorSettings(authentik_url=authentik.url, authentik_token="rbac-token",  # type: ignore[arg-type]
+                                    authentik_public_host="auth.acme.example", account_status_delay=0.2)
+        _, registry = build(settings)
+        with kopf.testing.KopfRunner(["run", "-A", "--standalone"], registry=registry), VerifierThread() as verifier:
+            session(cluster, authentik, verifier.url)
+    ours = [r for r in cluster.api.log.records if r.is_write and r.group == constants.GROUP
+            and (r.user_agent == USER_AGENT or r.user_agent.startswith("kopf/"))]
+    assert {(r.resource, r.subresource) for r in ours if r.subresource != "status"} <= {
+        (constants.MANAGED_USERS, None)}  # the finalizer
+    tokens = cluster.http.get(cluster.url(constants.API_TOKENS)).json()["items"]
+    assert tokens and all(token["metadata"]["generation"] == 1 for token in tokens)
+    assert all(not (token["metadata"].get("annotations") or {}) for token in tokens)
