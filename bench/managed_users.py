@@ -26,6 +26,7 @@ import kopf
 
 from org_operator.api import constants
 from org_operator.emulators.authentik import AuthentikEmulatorThread
+from org_operator.emulators.kubernetes import write_kubeconfig
 from org_operator.runner import build
 from org_operator.settings import OperatorSettings
 from token_issuance import start_emulator  # type: ignore[import-not-found]
@@ -141,14 +142,7 @@ async def main() -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as scratch, AuthentikEmulatorThread(token=TOKEN) as authentik:
             authentik.store.set_recovery_flow("default-recovery-flow", domain="auth.bench.example")
-            kubeconfig = Path(scratch) / "kubeconfig"
-            kubeconfig.write_text(json.dumps({
-                "apiVersion": "v1", "kind": "Config", "current-context": "bench",
-                "clusters": [{"name": "bench", "cluster": {"server": url}}],
-                "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
-                "users": [{"name": "bench", "user": {}}],
-            }))
-            os.environ["KUBECONFIG"] = str(kubeconfig)
+            os.environ["KUBECONFIG"] = str(write_kubeconfig(Path(scratch) / "kubeconfig", url))
             settings = OperatorSettings(authentik_url=authentik.url, authentik_token=TOKEN,  # type: ignore[arg-type]
                                         authentik_public_host="auth.bench.example",
                                         authentik_concurrency=CONCURRENCY, resync_interval=3600)

@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 
 from org_operator.api import constants
+from org_operator.emulators.kubernetes import write_kubeconfig
 from org_operator.kube import Kube
 from org_operator.metrics import RECONCILES
 from org_operator.runner import build
@@ -81,14 +82,7 @@ async def main() -> dict[str, Any]:
     process, url = start_emulator()
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            kubeconfig = Path(scratch) / "kubeconfig"
-            kubeconfig.write_text(json.dumps({
-                "apiVersion": "v1", "kind": "Config", "current-context": "bench",
-                "clusters": [{"name": "bench", "cluster": {"server": url}}],
-                "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
-                "users": [{"name": "bench", "user": {}}],
-            }))
-            os.environ["KUBECONFIG"] = str(kubeconfig)
+            os.environ["KUBECONFIG"] = str(write_kubeconfig(Path(scratch) / "kubeconfig", url))
             return await scenario(url)
     finally:
         process.terminate()

@@ -23,7 +23,6 @@ from .api import constants
 USER_AGENT: Final = "org-operator"
 VERIFIER_USER_AGENT: Final = "org-operator-verifier"
 MERGE_PATCH: Final = "application/merge-patch+json"
-JSON_PATCH: Final = "application/json-patch+json"
 
 
 class KubeError(Exception):
