@@ -233,3 +233,22 @@ def test_restart_writes_nothing(cluster: Cluster, start_operator: OperatorFactor
         time.sleep(1.5)
         wait_for(lambda: len(controller.queue) == 0)
     assert cluster.api.write_count() == 0, [r for r in cluster.api.log.records if r.is_write]
+
+
+def test_a_replaced_secret_retires_the_old_value_and_is_left_alone(
+    cluster: Cluster, start_operator: OperatorFactory
+) -> None:
+    with start_operator():
+        cluster.service_account("bot")
+        cluster.token("t", "bot")
+        wait_for(lambda: phase(cluster, TOKENS, "t") == "Active")
+    cluster.delete("secrets", "t", core=True)
+    wait_for(lambda: cluster.secret("t") is None)
+    foreign = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"},
+               "data": {"token": base64.b64encode(b"someone else's").decode()}}
+    assert cluster.http.post(cluster.url("secrets", core=True), json=foreign).status_code == 201
+    with start_operator():
+        wait_for(lambda: cluster.condition(TOKENS, "t").get("reason") == "SecretConflict")
+        status = cluster.status(TOKENS, "t")
+        assert status["phase"] == "Pending" and "tokenHash" not in status  # the old value no longer verifies
+        assert cluster.secret("t")["data"] == foreign["data"]  # type: ignore[index]

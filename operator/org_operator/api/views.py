@@ -1,7 +1,7 @@
 """Compact, immutable views of watched objects: what the decisions need, parsed once per event.
 
-The operator keeps one view per object in memory (kopf indexes); keeping them small keeps the
-operator's memory flat at tens of thousands of objects.
+The operator keeps one view per object in memory (runtime/cluster.py); keeping them small keeps
+the operator's memory flat at tens of thousands of objects.
 """
 
 from __future__ import annotations

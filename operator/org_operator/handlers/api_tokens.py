@@ -164,8 +164,11 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
         if adopted is None:
             message = (f"Secret {token.secret_name} exists and is not this token's; it is left untouched: "
                        "delete it or set spec.secretName")
-            await _write_status(ctl, token, {"phase": _unchanged_or_pending(token),
-                                             **_ready(token, now, False, Reason.SECRET_CONFLICT, message)})
+            status: dict[str, Any] = {"phase": Phase.PENDING.value,
+                                      **_ready(token, now, False, Reason.SECRET_CONFLICT, message)}
+            if decision.action is Action.REISSUE:  # our Secret was deleted: its value is retired regardless
+                status |= {"tokenHash": None, "tokenId": None}
+            await _write_status(ctl, token, status)
             ctl.events.warning(KIND, token.meta, Reason.SECRET_CONFLICT, message)
             return
         issued = adopted
@@ -174,9 +177,9 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
     reissue = decision.action is Action.REISSUE
     issued_at = now
     expiry = expires_at(issued_at, token.spec.expiry)
-    if reissue and token.status.get("expiresAt"):
-        expiry = datetime.fromisoformat(str(token.status["expiresAt"]).replace("Z", "+00:00"))
-    status: dict[str, Any] = {
+    if reissue:  # a new value for the same grant: the expiry does not move
+        expiry = parse_time(token.status.get("expiresAt"))
+    status = {
         "phase": Phase.ACTIVE.value,
         "tokenId": issued.token_id,
         "tokenHash": issued.hash,
