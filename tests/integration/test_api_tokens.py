@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from conftest import Cluster, OperatorFactory, wait_for
+from operator_harness import Cluster, OperatorFactory, wait_for
 
 from org_operator.api import constants
 from org_operator.runtime.controller import Controller

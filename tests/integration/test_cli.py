@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Cluster, wait_for
+from operator_harness import Cluster, wait_for
 
 from org_operator.api import constants
 from org_operator.runtime.controller import Controller

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Cluster
+from operator_harness import Cluster
 
 from org_operator.api import constants
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cluster, OperatorFactory, wait_for
+from operator_harness import Cluster, OperatorFactory, wait_for
 
 from org_operator.api import constants
 from org_operator.emulators.authentik import AuthentikEmulator, AuthentikEmulatorThread

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ORG, Cluster, wait_for
+from operator_harness import ORG, Cluster, wait_for
 
 from org_operator.api import constants
 from org_operator.runtime.controller import Controller

@@ -10,7 +10,7 @@ import httpx
 import kopf
 import kopf.testing
 import pytest
-from conftest import CRDS, NAMESPACE, Cluster, fast_kopf, wait_for
+from operator_harness import CRDS, NAMESPACE, Cluster, fast_kopf, wait_for
 
 from org_operator.api import constants
 from org_operator.emulators.kubernetes import EmulatorThread

@@ -22,7 +22,7 @@ import kopf
 import kopf.testing
 import pytest
 import yaml
-from conftest import CRDS, NAMESPACE, Cluster, wait_for
+from operator_harness import CRDS, NAMESPACE, Cluster, wait_for
 
 from org_operator.api import constants
 from org_operator.emulators.authentik import AuthentikEmulatorThread

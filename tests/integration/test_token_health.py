@@ -6,7 +6,7 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import Cluster, OperatorFactory, wait_for
+from operator_harness import Cluster, OperatorFactory, wait_for
 
 from org_operator.api import constants
 from org_operator.runtime.controller import Controller

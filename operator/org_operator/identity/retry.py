@@ -1,9 +1,9 @@
 """When and how long to wait before asking Authentik again."""
 
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from random import Random
 
 import httpx
 
@@ -12,6 +12,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
 # Failures that happen before the request leaves this process.
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+_jitter = Random()  # our own generator: jitter must not consume or reseed the global one
 
 
 def was_sent(error: httpx.TransportError) -> bool:
@@ -35,7 +37,7 @@ class RetryPolicy:
 
     def backoff(self, retry: int) -> float:
         """Seconds to wait before retry number `retry` (0-based)."""
-        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2**retry))
+        return _jitter.uniform(0, min(self.backoff_max, self.backoff_base * 2**retry))
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
