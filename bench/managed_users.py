@@ -14,25 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import httpx
-import kopf
 
+from operator_bench import ORG, emulated_cluster, running_operator
 from org_operator.api import constants
 from org_operator.emulators.authentik import AuthentikEmulatorThread
-from org_operator.emulators.kubernetes import write_kubeconfig
-from org_operator.runner import build
 from org_operator.settings import OperatorSettings
-from token_issuance import start_emulator  # type: ignore[import-not-found]
 
-NAMESPACE = "bench"
-ORG = f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{NAMESPACE}"
 TOKEN = "bench-authentik-token"
 CONCURRENCY = 8
 AUTHENTIK_LATENCY = 0.05
@@ -138,28 +130,15 @@ async def scenario(url: str, authentik: Any, controller: Any) -> dict[str, Any]:
 
 
 async def main() -> dict[str, Any]:
-    process, url = start_emulator()
-    try:
-        with tempfile.TemporaryDirectory() as scratch, AuthentikEmulatorThread(token=TOKEN) as authentik:
+    async with emulated_cluster() as url:
+        with AuthentikEmulatorThread(token=TOKEN) as authentik:
             authentik.store.set_recovery_flow("default-recovery-flow", domain="auth.bench.example")
-            os.environ["KUBECONFIG"] = str(write_kubeconfig(Path(scratch) / "kubeconfig", url))
             settings = OperatorSettings(authentik_url=authentik.url, authentik_token=TOKEN,  # type: ignore[arg-type]
                                         authentik_public_host="auth.bench.example",
                                         authentik_concurrency=CONCURRENCY, resync_interval=3600)
             hooks = {"request": [in_flight.sent], "response": [in_flight.answered]}
-            controller, registry = build(settings, tune=lambda s: setattr(s.scanning, "disabled", True),
-                                         identity_hooks=hooks)
-            stop = asyncio.Event()
-            operator = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True,
-                                                         stop_flag=stop))
-            try:
+            async with running_operator(settings, identity_hooks=hooks) as controller:
                 return await scenario(url, authentik, controller)
-            finally:
-                stop.set()
-                await operator
-    finally:
-        process.terminate()
-        process.wait()
 
 
 if __name__ == "__main__":

@@ -12,20 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import kopf
-
+from operator_bench import NAMESPACE, ORG, body, emulated_cluster, running_operator
 from org_operator.api import constants
-from org_operator.emulators.kubernetes import write_kubeconfig
 from org_operator.kube import Kube
 from org_operator.metrics import RECONCILES
-from org_operator.runner import build
-from org_operator.settings import OperatorSettings
-from token_issuance import NAMESPACE, ORG, body, create_all, start_emulator  # type: ignore[import-not-found]
+from token_issuance import create_all
 
 ACCOUNTS, TOKENS_PER_ACCOUNT = int(os.environ.get("BENCH_ACCOUNTS", "1000")), 9
 
@@ -39,54 +33,36 @@ async def active(http: Kube) -> int:
     return sum(1 for item in items if (item.get("status") or {}).get("phase") == "Active")
 
 
-async def run_operator(stop: asyncio.Event) -> tuple[asyncio.Task[None], Any]:
-    controller, registry = build(OperatorSettings(), tune=lambda s: setattr(s.scanning, "disabled", True))
-    task = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True, stop_flag=stop))
-    return task, controller
-
-
 async def scenario(url: str) -> dict[str, Any]:
     objects = ACCOUNTS * (1 + TOKENS_PER_ACCOUNT)
     async with Kube.for_url(url) as http:
-        stop = asyncio.Event()
-        first, _ = await run_operator(stop)
-        await create_all(http, constants.SERVICE_ACCOUNTS, [
-            body(constants.KIND_SERVICE_ACCOUNT, f"sa-{i}", {"email": f"sa-{i}@bench.example"})
-            for i in range(ACCOUNTS)])
-        await create_all(http, constants.API_TOKENS, [
-            body(constants.KIND_API_TOKEN, f"sa-{i}-t{j}", {"serviceAccountName": f"sa-{i}"})
-            for i in range(ACCOUNTS) for j in range(TOKENS_PER_ACCOUNT)])
-        while await active(http) < ACCOUNTS * TOKENS_PER_ACCOUNT:
-            await asyncio.sleep(1.0)
-        await asyncio.sleep(5.0)  # service-account counts and Events settle
-        stop.set()
-        await first
+        async with running_operator():
+            await create_all(http, constants.SERVICE_ACCOUNTS, [
+                body(constants.KIND_SERVICE_ACCOUNT, f"sa-{i}", {"email": f"sa-{i}@bench.example"})
+                for i in range(ACCOUNTS)])
+            await create_all(http, constants.API_TOKENS, [
+                body(constants.KIND_API_TOKEN, f"sa-{i}-t{j}", {"serviceAccountName": f"sa-{i}"})
+                for i in range(ACCOUNTS) for j in range(TOKENS_PER_ACCOUNT)])
+            while await active(http) < ACCOUNTS * TOKENS_PER_ACCOUNT:
+                await asyncio.sleep(1.0)
+            await asyncio.sleep(5.0)  # service-account counts and Events settle
 
         await http.delete("/_emulator/requests")
         before = reconciled()
-        stop = asyncio.Event()
         started = time.monotonic()
-        second, controller = await run_operator(stop)
-        while reconciled() - before < objects or len(controller.queue) > 0:
-            await asyncio.sleep(0.05)
-        ready_seconds = time.monotonic() - started
-        await asyncio.sleep(3.0)  # anything the restart would write lands now
-        writes = int((await http.list("/_emulator/writes"))["count"])
-        stop.set()
-        await second
+        async with running_operator() as controller:
+            while reconciled() - before < objects or len(controller.queue) > 0:
+                await asyncio.sleep(0.05)
+            ready_seconds = time.monotonic() - started
+            await asyncio.sleep(3.0)  # anything the restart would write lands now
+            writes = int((await http.list("/_emulator/writes"))["count"])
     return {"objects": objects, "secrets": ACCOUNTS * TOKENS_PER_ACCOUNT,
             "restart_ready_seconds": round(ready_seconds, 2), "restart_kubernetes_writes": writes}
 
 
 async def main() -> dict[str, Any]:
-    process, url = start_emulator()
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            os.environ["KUBECONFIG"] = str(write_kubeconfig(Path(scratch) / "kubeconfig", url))
-            return await scenario(url)
-    finally:
-        process.terminate()
-        process.wait()
+    async with emulated_cluster() as url:
+        return await scenario(url)
 
 
 if __name__ == "__main__":

@@ -13,41 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import kopf
-
+from operator_bench import NAMESPACE, ORG, body, emulated_cluster, running_operator
 from org_operator.api import constants
-from org_operator.emulators.kubernetes import write_kubeconfig
 from org_operator.kube import Kube
-from org_operator.runner import build
-from org_operator.settings import OperatorSettings
 
-ROOT = Path(__file__).resolve().parents[1]
-NAMESPACE = "bench"
-ORG = f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{NAMESPACE}"
 ACCOUNTS, TOKENS_PER_ACCOUNT = 100, 10
-
-
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "org_operator.emulators.kubernetes", "--port", "0", "--crds", str(ROOT / "crds"),
-         "--namespace", f"{NAMESPACE}:{constants.PLAN_LABEL}={constants.PLAN_ENTERPRISE}",
-         "--history-limit", "200000"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert process.stdout is not None
-    return process, process.stdout.readline().strip()
-
-
-def body(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": constants.API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 async def create_all(http: Kube, plural: str, bodies: list[dict[str, Any]]) -> None:
@@ -163,22 +136,8 @@ async def _big_active(http: Kube) -> bool:
 
 
 async def main() -> dict[str, Any]:
-    process, url = start_emulator()
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            os.environ["KUBECONFIG"] = str(write_kubeconfig(Path(scratch) / "kubeconfig", url))
-            stop = asyncio.Event()
-            _, registry = build(OperatorSettings(), tune=lambda s: setattr(s.scanning, "disabled", True))
-            operator = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True,
-                                                         stop_flag=stop))
-            try:
-                return await scenario(url)
-            finally:
-                stop.set()
-                await operator
-    finally:
-        process.terminate()
-        process.wait()
+    async with emulated_cluster() as url, running_operator():
+        return await scenario(url)
 
 
 if __name__ == "__main__":
