@@ -1,3 +1,4 @@
+import hashlib
 import re
 
 from hypothesis import given
@@ -41,3 +42,26 @@ def test_wrong_prefix_or_length_is_refused() -> None:
     assert not tokens.is_well_formed("oas_" + plaintext[4:])
     assert not tokens.is_well_formed(plaintext + "0")
     assert not tokens.is_well_formed(plaintext[:-1])
+
+
+def test_digest_is_the_sha256_of_the_token() -> None:
+    plaintext = tokens.generate().plaintext
+    assert tokens.digest(plaintext) == hashlib.sha256(plaintext.encode()).digest()
+    assert tokens.digest(plaintext) != tokens.digest(tokens.generate().plaintext)  # no state carried over
+
+
+def test_token_shape_is_the_cheap_gate_before_hashing() -> None:
+    plaintext = tokens.generate().plaintext
+    assert tokens.has_token_shape(plaintext)
+    assert tokens.has_token_shape(plaintext[:-1] + "!")  # shape only: the checksum is is_well_formed's job
+    assert not tokens.has_token_shape("oas_" + plaintext[4:])
+    assert not tokens.has_token_shape(plaintext + "0")
+    assert not tokens.has_token_shape(plaintext[:-1] + "é")  # never hashed, never encoded
+    assert not tokens.has_token_shape("x" * 10_000)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), min_size=49, max_size=49))
+def test_whatever_passes_the_shape_gate_can_be_hashed(body: str) -> None:
+    candidate = tokens.PREFIX + body
+    assert tokens.has_token_shape(candidate)
+    assert len(tokens.digest(candidate)) == 32

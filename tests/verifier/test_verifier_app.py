@@ -297,3 +297,14 @@ async def test_a_crashed_feed_ends_run_verifier_instead_of_serving_a_stale_index
     kube.pages[TOKENS_URL] = [{"items": ["not an object"], "metadata": {"resourceVersion": "1"}}]
     with pytest.raises(AttributeError):
         await asyncio.wait_for(run_verifier(config(), kube), 5)  # type: ignore[arg-type]
+
+
+async def test_a_miss_is_counted_as_unknown_only_with_a_valid_checksum(served: Served) -> None:
+    """Only a hash that misses the index pays for the checksum, which tells a typo from a real token."""
+    unknown = tokens.generate().plaintext
+    mistyped = unknown[:-1] + ("A" if unknown[-1] != "A" else "B")
+    for candidate in (unknown, mistyped, mistyped):
+        assert (await served.http.get("/auth", headers=bearer(candidate))).status_code == 401
+    samples = await scrape(served)
+    assert samples[requests("", "", "", "unknown")] == 1
+    assert samples[requests("", "", "", "malformed")] == 2

@@ -6,7 +6,7 @@ import pytest
 from verifier_support import account_body, token_body
 
 from org_operator import tokens
-from org_operator.verifier.decisions import Outcome, authorize, is_read, validity
+from org_operator.verifier.decisions import Outcome, decide, is_read
 from org_operator.verifier.views import AccountView, TokenView, parse_account, parse_token
 
 NOW = 1_800_000_000.0
@@ -24,36 +24,36 @@ def account(**overrides: object) -> AccountView:
 
 
 def test_active_token_of_active_account_is_valid() -> None:
-    assert validity(token(), account(), NOW) == Outcome.OK
+    assert decide(token(), account(), NOW) == Outcome.OK
 
 
 def test_unknown_token() -> None:
-    assert validity(None, None, NOW) == Outcome.UNKNOWN
+    assert decide(None, None, NOW) == Outcome.UNKNOWN
 
 
 @pytest.mark.parametrize("phase", ["Pending", "Revoked", "Failed", ""])
 def test_only_active_phase_verifies(phase: str) -> None:
-    assert validity(token(phase=phase), account(), NOW) == Outcome.INACTIVE
+    assert decide(token(phase=phase), account(), NOW) == Outcome.INACTIVE
 
 
 def test_expired_phase() -> None:
-    assert validity(token(phase="Expired"), account(), NOW) == Outcome.EXPIRED
+    assert decide(token(phase="Expired"), account(), NOW) == Outcome.EXPIRED
 
 
 def test_token_being_deleted_is_refused() -> None:
-    assert validity(token(deleting=True), account(), NOW) == Outcome.INACTIVE
+    assert decide(token(deleting=True), account(), NOW) == Outcome.INACTIVE
 
 
 def test_past_expires_at_is_refused_while_status_still_says_active() -> None:
     view = token(expires_at=NOW - 1)
     assert view.phase == "Active"
-    assert validity(view, account(), NOW) == Outcome.EXPIRED
+    assert decide(view, account(), NOW) == Outcome.EXPIRED
 
 
 def test_expiry_is_checked_at_request_time() -> None:
     view = token(expires_at=NOW)
-    assert validity(view, account(), NOW - 1) == Outcome.OK
-    assert validity(view, account(), NOW) == Outcome.EXPIRED
+    assert decide(view, account(), NOW - 1) == Outcome.OK
+    assert decide(view, account(), NOW) == Outcome.EXPIRED
 
 
 def test_unreadable_expiry_fails_closed() -> None:
@@ -61,46 +61,51 @@ def test_unreadable_expiry_fails_closed() -> None:
     body["status"]["expiresAt"] = "not a time"
     view = parse_token(body)
     assert view is not None
-    assert validity(view, account(), NOW) == Outcome.EXPIRED
+    assert decide(view, account(), NOW) == Outcome.EXPIRED
 
 
 def test_missing_or_deleted_account_is_refused() -> None:
-    assert validity(token(), None, NOW) == Outcome.NO_SERVICE_ACCOUNT
-    assert validity(token(), account(deleting=True), NOW) == Outcome.NO_SERVICE_ACCOUNT
+    assert decide(token(), None, NOW) == Outcome.NO_SERVICE_ACCOUNT
+    assert decide(token(), account(deleting=True), NOW) == Outcome.NO_SERVICE_ACCOUNT
 
 
 def test_deactivated_account_is_refused_before_the_operator_locks_it() -> None:
-    assert validity(token(), account(active=False, phase="Active"), NOW) == Outcome.LOCKED
+    assert decide(token(), account(active=False, phase="Active"), NOW) == Outcome.LOCKED
 
 
 def test_locked_account_is_refused_while_reactivation_is_reconciled() -> None:
-    assert validity(token(), account(active=True, phase="Locked"), NOW) == Outcome.LOCKED
+    assert decide(token(), account(active=True, phase="Locked"), NOW) == Outcome.LOCKED
 
 
 def test_account_without_status_yet_is_usable() -> None:
-    assert validity(token(), account(phase=None), NOW) == Outcome.OK
+    assert decide(token(), account(phase=None), NOW) == Outcome.OK
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "get"])
 def test_read_only_token_may_read(method: str) -> None:
-    assert authorize(token(scope="read-only"), account(), NOW, method) == Outcome.OK
+    assert decide(token(scope="read-only"), account(), NOW, method) == Outcome.OK
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT"])
 def test_read_only_token_may_not_write(method: str) -> None:
     assert not is_read(method)
-    assert authorize(token(scope="read-only"), account(), NOW, method) == Outcome.INSUFFICIENT_SCOPE
+    assert decide(token(scope="read-only"), account(), NOW, method) == Outcome.INSUFFICIENT_SCOPE
 
 
 def test_read_write_token_may_write() -> None:
-    assert authorize(token(scope="read-write"), account(), NOW, "DELETE") == Outcome.OK
+    assert decide(token(scope="read-write"), account(), NOW, "DELETE") == Outcome.OK
 
 
 def test_invalid_token_is_401_even_for_a_write() -> None:
-    assert authorize(token(phase="Revoked"), account(), NOW, "POST") == Outcome.INACTIVE
+    assert decide(token(phase="Revoked"), account(), NOW, "POST") == Outcome.INACTIVE
 
 
 def test_scope_names_follow_the_seed() -> None:
     assert token(scope="read-only").scope == "api-key"
     assert token(scope="read-write").scope == "api-secret"
     assert token().token_id == tokens.token_id(HASH)
+
+
+def test_without_a_method_only_validity_counts() -> None:
+    """Introspection asks whether a token is valid, not what it may do."""
+    assert decide(token(scope="read-only"), account(), NOW) == Outcome.OK

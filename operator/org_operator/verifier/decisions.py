@@ -32,8 +32,12 @@ class Outcome:
     UNAUTHORIZED: Final = "unauthorized"
 
 
-def validity(token: TokenView | None, account: AccountView | None, now: float) -> str:
-    """OK if the token verifies at ``now``, else why not (every reason answers 401)."""
+def decide(token: TokenView | None, account: AccountView | None, now: float, method: str | None = None) -> str:
+    """OK if the token verifies at ``now`` and, given the request's method, its scope allows it; else
+    why not. Every reason but INSUFFICIENT_SCOPE answers 401; a read-only (api-key) token may only read.
+
+    One function for both checks: it runs on every request.
+    """
     if token is None:
         return Outcome.UNKNOWN
     if token.phase == _EXPIRED or (token.expires_at is not None and now >= token.expires_at):
@@ -44,15 +48,9 @@ def validity(token: TokenView | None, account: AccountView | None, now: float) -
         return Outcome.NO_SERVICE_ACCOUNT
     if not account.active or account.locked:
         return Outcome.LOCKED
-    return Outcome.OK
-
-
-def authorize(token: TokenView | None, account: AccountView | None, now: float, method: str) -> str:
-    """Validity, then scope: a read-only (api-key) token may only read."""
-    outcome = validity(token, account, now)
-    if outcome == Outcome.OK and token is not None and not token.read_write and not is_read(method):
+    if method is not None and not token.read_write and not is_read(method):
         return Outcome.INSUFFICIENT_SCOPE
-    return outcome
+    return Outcome.OK
 
 
 def is_read(method: str) -> bool:

@@ -75,12 +75,15 @@ class Metrics:
     def record(self, endpoint: str, result: str, token: TokenView | None, seconds: float) -> None:
         """Count one answer and its latency; an unknown token gets empty labels (no series per guess)."""
         digest = _NO_TOKEN if token is None else token.digest
-        if token is not None and digest not in self._labels:
-            self._labels[digest] = (token.namespace, token.account, token.read_write)
         by_digest = self._counts[endpoint].get(result)
         if by_digest is None:
             by_digest = self._counts[endpoint][result] = {}
-        by_digest[digest] = by_digest.get(digest, 0) + 1
+        if digest in by_digest:
+            by_digest[digest] += 1
+        else:
+            by_digest[digest] = 1
+            if token is not None:
+                self._labels[digest] = (token.namespace, token.account, token.read_write)
         self._latency[endpoint].observe(seconds)
 
     async def exposition(self) -> bytes:

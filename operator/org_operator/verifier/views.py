@@ -21,6 +21,7 @@ SCOPE_READ_WRITE = "read-write"
 SCOPE_NAMES = {False: "api-key", True: "api-secret"}
 """The scope as the seed names it, keyed by ``read_write``."""
 
+_TOKEN_ID_BYTES = TOKEN_ID_LENGTH // 2
 _FAIL_CLOSED = 0.0  # an unreadable expiresAt counts as long past
 
 
@@ -41,7 +42,7 @@ class TokenView(NamedTuple):
 
     @property
     def token_id(self) -> str:
-        return token_id(self.digest)
+        return self.digest[:_TOKEN_ID_BYTES].hex()  # token_id(), inlined: read on every accepted request
 
     @property
     def scope(self) -> str:
@@ -59,7 +60,7 @@ class AccountView(NamedTuple):
 
 def token_id(digest: bytes) -> str:
     """The public id: the first 12 hex characters of the hash, as ``tokens.token_id`` defines it."""
-    return digest[: TOKEN_ID_LENGTH // 2].hex()
+    return digest[:_TOKEN_ID_BYTES].hex()
 
 
 def object_key(body: Mapping[str, Any]) -> ObjectKey:
