@@ -141,3 +141,25 @@ async def test_concurrency_is_bounded(store: TokenStore, writes: Counter) -> Non
     await usage.flush()
     assert peak == 3
     assert count(writes, "written") == 20
+
+
+async def test_each_token_gets_its_own_latest_second(kube: FakeKube, store: TokenStore, usage: LastUsed) -> None:
+    early, late = add(store, "early"), add(store, "late")
+    usage.record(early, T0 + 1.2)
+    usage.record(late, T0 + 1.7)
+    usage.record(late, T0 + 3.1)
+    usage.record(late, T0 + 3.4)
+    await usage.flush()
+    written = {url.rsplit("/", 2)[-2]: body["status"]["lastUsedAt"] for url, body in kube.patches}
+    assert written == {"early": rfc3339(T0 + 1), "late": rfc3339(T0 + 3)}
+
+
+async def test_an_earlier_use_recorded_later_does_not_win(
+    kube: FakeKube, store: TokenStore, usage: LastUsed
+) -> None:
+    """The clock may step back between two requests; the later use stays the one written."""
+    digest = add(store)
+    usage.record(digest, T0 + 5)
+    usage.record(digest, T0 + 2)
+    await usage.flush()
+    assert [body["status"]["lastUsedAt"] for _, body in kube.patches] == [rfc3339(T0 + 5)]

@@ -2,22 +2,17 @@
 
 The request counter is labelled by token, so it has as many series as there are tokens used. A
 prometheus-client labelled Counter and Histogram take a lock and build label tuples on every call;
-here a request appends its token's view to a batch and increments one latency bucket. A batch is
-folded into the per-token counts (``Counter.update`` and ``dict.update``, loops in C) when it is
-full and before every scrape: with 100,000 tokens in use, updating a count per request reached
-into a different corner of a large dict and a fresh int each time, which cost the request path more
-than all the rest of the bookkeeping. Per token used, only a count and a 3-tuple of shared objects
-are kept (the token id is derived from the digest when scraped). Only the event loop's thread
-writes them. A scrape copies them and renders the text in a worker thread, so a scrape of 100,000
-series does not stall requests.
+the hot path here is a dict update keyed by the token's digest (its hash is cached) in a dict per
+endpoint and result, and one bucket increment. Per token used, only a count and a 3-tuple of shared
+objects are kept (the token id is derived from the digest when scraped). Only the event loop's
+thread writes them. A scrape copies them and renders the text in a worker thread, so a scrape of
+100,000 series does not stall requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import collections
-import operator
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -30,14 +25,8 @@ from .views import SCOPE_NAMES, TokenView, token_id
 REQUEST_LABELS = ("endpoint", "namespace", "service_account", "token_id", "scope", "result")
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _NO_TOKEN = b""  # the digest key of requests without a known token: one series per result, no guesses
-BATCH_SIZE = 4096
-"""Requests of one endpoint and result recorded before they are folded into the counts."""
-_DIGEST = operator.attrgetter("digest")
-_LABELS = operator.attrgetter("namespace", "account", "read_write")
-_UNKNOWN = TokenView(_NO_TOKEN, "", "", "", False, "", False, None, None, None, "")
-"""Stands for the token of requests without a known one in a batch."""
 
-Counts = dict[str, dict[str, collections.Counter[bytes]]]
+Counts = dict[str, dict[str, dict[bytes, int]]]
 """endpoint → result → digest → requests."""
 TokenLabels = tuple[str, str, bool]
 """(namespace, service_account, read_write) of a digest."""
@@ -67,7 +56,6 @@ class Metrics:
     def __init__(self, index: TokenIndex, ready: Callable[[], bool], endpoints: tuple[str, ...]) -> None:
         self.registry = CollectorRegistry()
         self._counts: Counts = {endpoint: {} for endpoint in endpoints}
-        self._batches: dict[str, dict[str, list[TokenView]]] = {endpoint: {} for endpoint in endpoints}
         self._labels: dict[bytes, TokenLabels] = {}
         self._latency = {endpoint: Latency() for endpoint in endpoints}
         self.last_used_writes = Counter(
@@ -86,29 +74,20 @@ class Metrics:
 
     def record(self, endpoint: str, result: str, token: TokenView | None, seconds: float) -> None:
         """Count one answer and its latency; an unknown token gets empty labels (no series per guess)."""
-        batches = self._batches[endpoint]
-        batch = batches.get(result)
-        if batch is None:
-            batch = batches[result] = []
-        batch.append(_UNKNOWN if token is None else token)
-        if len(batch) >= BATCH_SIZE:
-            self._fold(endpoint, result)
+        digest = _NO_TOKEN if token is None else token.digest
+        by_digest = self._counts[endpoint].get(result)
+        if by_digest is None:
+            by_digest = self._counts[endpoint][result] = {}
+        if digest in by_digest:
+            by_digest[digest] += 1
+        else:
+            by_digest[digest] = 1
+            if token is not None:
+                self._labels[digest] = (token.namespace, token.account, token.read_write)
         self._latency[endpoint].observe(seconds)
-
-    def _fold(self, endpoint: str, result: str) -> None:
-        """Add a batch to the counts and remember the labels of its tokens (C loops, no bytecode)."""
-        batch = self._batches[endpoint].pop(result)
-        counts = self._counts[endpoint].get(result)
-        if counts is None:
-            counts = self._counts[endpoint][result] = collections.Counter()
-        counts.update(map(_DIGEST, batch))
-        self._labels.update(zip(map(_DIGEST, batch), map(_LABELS, batch), strict=True))
 
     async def exposition(self) -> bytes:
         """The text format of all metrics, rendered off the event loop from copies."""
-        for endpoint, batches in self._batches.items():
-            for result in list(batches):
-                self._fold(endpoint, result)
         requests = _RequestsCollector(
             {
                 endpoint: {result: dict(counts) for result, counts in by_result.items()}
@@ -128,7 +107,7 @@ class Metrics:
 class _RequestsCollector(Collector):
     def __init__(
         self,
-        counts: Mapping[str, Mapping[str, Mapping[bytes, int]]],
+        counts: Counts,
         labels: Mapping[bytes, TokenLabels],
         latency: Mapping[str, Latency],
     ) -> None:

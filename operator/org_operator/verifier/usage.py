@@ -42,8 +42,10 @@ class LastUsed:
         self._pending: dict[bytes, float] = {}
 
     def record(self, digest: bytes, when: float) -> None:
-        """Remember a use; only the latest per token matters, so this is one dict store."""
-        self._pending[digest] = when
+        """Remember a use; only the latest per token matters (even if the clock stepped back)."""
+        pending = self._pending
+        if pending.get(digest, 0.0) < when:
+            pending[digest] = when
 
     async def run(self) -> None:
         while True:
