@@ -21,7 +21,6 @@ SCOPE_READ_WRITE = "read-write"
 SCOPE_NAMES = {False: "api-key", True: "api-secret"}
 """The scope as the seed names it, keyed by ``read_write``."""
 
-_TOKEN_ID_BYTES = TOKEN_ID_LENGTH // 2
 _FAIL_CLOSED = 0.0  # an unreadable expiresAt counts as long past
 
 
@@ -42,7 +41,7 @@ class TokenView(NamedTuple):
 
     @property
     def token_id(self) -> str:
-        return self.digest[:_TOKEN_ID_BYTES].hex()  # token_id(), inlined: read on every accepted request
+        return token_id(self.digest)
 
     @property
     def scope(self) -> str:
@@ -60,7 +59,7 @@ class AccountView(NamedTuple):
 
 def token_id(digest: bytes) -> str:
     """The public id: the first 12 hex characters of the hash, as ``tokens.token_id`` defines it."""
-    return digest[:_TOKEN_ID_BYTES].hex()
+    return digest[: TOKEN_ID_LENGTH // 2].hex()
 
 
 def object_key(body: Mapping[str, Any]) -> ObjectKey:
