@@ -18,7 +18,6 @@ from org_operator import metrics as operator_metrics
 from org_operator.api.constants import PASSWORD_RESET_ANNOTATION
 from org_operator.api.reasons import Reason
 from org_operator.settings import OperatorSettings
-from org_operator.verifier.app import ENDPOINTS
 from org_operator.verifier.config import INTROSPECTION_TOKEN_ENV, INTROSPECTION_TOKEN_FILE_ENV, LAST_USED_WINDOW_ENV
 from org_operator.verifier.index import TokenIndex
 from org_operator.verifier.metrics import Metrics
@@ -49,7 +48,7 @@ def metric_names(exposition: str) -> set[str]:
 
 
 def exported_metrics() -> set[str]:
-    verifier = asyncio.run(Metrics(TokenIndex(), lambda: True, ENDPOINTS).exposition()).decode()
+    verifier = asyncio.run(Metrics(TokenIndex(), lambda: True).exposition()).decode()
     token_health = CollectorRegistry()
     state = SimpleNamespace(ready=True, all_keys=lambda plural: [])
     token_health.register(operator_metrics.TokenHealthCollector(state))  # type: ignore[arg-type]

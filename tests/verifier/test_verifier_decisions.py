@@ -7,16 +7,16 @@ from verifier_support import account_body, token_body
 
 from org_operator import tokens
 from org_operator.verifier.decisions import Outcome, decide, is_read
-from org_operator.verifier.views import AccountView, TokenView, parse_account, parse_token
+from org_operator.verifier.views import AccountView, Credential, credential, parse_account, parse_token
 
 NOW = 1_800_000_000.0
 HASH = tokens.generate().hash
 
 
-def token(**overrides: object) -> TokenView:
+def token(**overrides: object) -> Credential:
     view = parse_token(token_body(HASH, **overrides))  # type: ignore[arg-type]
     assert view is not None
-    return view
+    return credential(view, slot=0)
 
 
 def account(**overrides: object) -> AccountView:
@@ -61,7 +61,7 @@ def test_unreadable_expiry_fails_closed() -> None:
     body["status"]["expiresAt"] = "not a time"
     view = parse_token(body)
     assert view is not None
-    assert decide(view, account(), NOW) == Outcome.EXPIRED
+    assert decide(credential(view, slot=0), account(), NOW) == Outcome.EXPIRED
 
 
 def test_missing_or_deleted_account_is_refused() -> None:

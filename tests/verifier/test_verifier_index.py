@@ -20,8 +20,10 @@ def test_lookup_finds_token_and_its_account() -> None:
     index.accounts.apply(account_body())
     token, account = index.lookup(bytes.fromhex(issued.hash))
     assert token is not None and account is not None
-    assert (token.namespace, token.name, token.account) == ("team-a", "token", "bot")
+    assert (token.namespace, token.account) == ("team-a", "bot")
     assert account.email == "bot@example.com"
+    view = index.tokens.get(token.digest)
+    assert view is not None and view.name == "token" and view.token_id == token.token_id
 
 
 def test_lookup_of_unknown_hash() -> None:

@@ -7,16 +7,20 @@ from verifier_support import token_body
 
 from org_operator import tokens
 from org_operator.verifier.index import TokenIndex
+from org_operator.verifier.ledger import ENDPOINTS
 from org_operator.verifier.metrics import Metrics
-from org_operator.verifier.views import TokenView, parse_token
+from org_operator.verifier.views import Credential
 
 MANY = 5000
+AUTH = ENDPOINTS.index("auth")
 
 
-def view(name: str, scope: str) -> TokenView:
-    parsed = parse_token(token_body(tokens.generate().hash, name, account=name, scope=scope))
-    assert parsed is not None
-    return parsed
+def indexed(index: TokenIndex, name: str, scope: str) -> Credential:
+    issued = tokens.generate()
+    index.tokens.apply(token_body(issued.hash, name, account=name, scope=scope))
+    token = index.tokens.credential(bytes.fromhex(issued.hash))
+    assert token is not None
+    return token
 
 
 async def samples(metrics: Metrics) -> dict[tuple[str, ...], float]:
@@ -30,11 +34,13 @@ async def samples(metrics: Metrics) -> dict[tuple[str, ...], float]:
 
 
 async def test_counts_per_token_and_result() -> None:
-    metrics = Metrics(TokenIndex(), lambda: True, ("auth",))
-    busy, quiet = view("busy", "read-write"), view("quiet", "read-only")
-    for _ in range(MANY):
-        metrics.record("auth", "ok", busy, 0.001)
-    metrics.record("auth", "ok", quiet, 0.001)
+    """Accepted requests come from the ledger, refusals from the metrics' own counts."""
+    index = TokenIndex()
+    metrics, ledger = Metrics(index, lambda: True), index.tokens.ledger
+    busy, quiet = indexed(index, "busy", "read-write"), indexed(index, "quiet", "read-only")
+    for second in range(MANY):
+        ledger.accept(busy.slot, AUTH, 1_800_000_000 + second)
+    ledger.accept(quiet.slot, AUTH, 1_800_000_000)
     metrics.record("auth", "insufficient_scope", quiet, 0.001)
     metrics.record("auth", "unknown", None, 0.001)
     counted = await samples(metrics)
@@ -42,5 +48,16 @@ async def test_counts_per_token_and_result() -> None:
     assert counted[(quiet.account, quiet.token_id, "ok")] == 1
     assert counted[(quiet.account, quiet.token_id, "insufficient_scope")] == 1
     assert counted[("", "", "unknown")] == 1
-    metrics.record("auth", "ok", quiet, 0.001)
+    assert len(counted) == 4, "a token counts only where it was used"
+    ledger.accept(quiet.slot, AUTH, 1_800_000_001)
     assert (await samples(metrics))[(quiet.account, quiet.token_id, "ok")] == 2  # scrapes neither reset nor re-add
+
+
+async def test_a_deleted_token_keeps_its_count() -> None:
+    """A counter never goes down: deleting a token does not drop its series."""
+    index = TokenIndex()
+    metrics = Metrics(index, lambda: True)
+    gone = indexed(index, "gone", "read-only")
+    index.tokens.ledger.accept(gone.slot, AUTH, 1_800_000_000)
+    index.tokens.remove(("team-a", "gone"))
+    assert (await samples(metrics))[(gone.account, gone.token_id, "ok")] == 1

@@ -6,11 +6,12 @@ import asyncio
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
-from verifier_support import FakeKube, rfc3339, token_body
+from verifier_support import NAMESPACE, FakeKube, rfc3339, token_body
 
 from org_operator import tokens
 from org_operator.kube import Conflict, KubeError, NotFound
 from org_operator.verifier.index import TokenStore
+from org_operator.verifier.ledger import ENDPOINTS
 from org_operator.verifier.usage import LastUsed
 
 T0 = 1_800_000_000
@@ -42,6 +43,13 @@ def add(store: TokenStore, name: str = "token", last_used_at: float | None = Non
     return bytes.fromhex(token_hash)
 
 
+def use(store: TokenStore, digest: bytes, when: float) -> None:
+    """What an accepted /auth request leaves in the ledger."""
+    token = store.credential(digest)
+    assert token is not None
+    store.ledger.accept(token.slot, ENDPOINTS.index("auth"), when)
+
+
 def count(writes: Counter, result: str) -> float:
     samples = {
         s.labels["result"]: s.value for m in writes.collect() for s in m.samples if s.name == "writes_total"
@@ -54,7 +62,7 @@ async def test_many_uses_in_a_window_make_one_write_of_the_latest(
 ) -> None:
     digest = add(store)
     for second in range(100):
-        usage.record(digest, T0 + second + 0.5)
+        use(store, digest, T0 + second + 0.5)
     await usage.flush()
     assert kube.patches == [
         (
@@ -69,7 +77,7 @@ async def test_many_uses_in_a_window_make_one_write_of_the_latest(
 async def test_each_used_token_is_written(kube: FakeKube, store: TokenStore, usage: LastUsed) -> None:
     digests = [add(store, f"t{n}") for n in range(5)]
     for digest in digests:
-        usage.record(digest, T0)
+        use(store, digest, T0)
     await usage.flush()
     assert sorted(url.split("/")[-2] for url, _ in kube.patches) == [f"t{n}" for n in range(5)]
 
@@ -79,8 +87,8 @@ async def test_never_moves_backwards(
 ) -> None:
     """Another replica already wrote a later time: ours is older, so it is not written."""
     digest = add(store, last_used_at=T0 + 10)
-    usage.record(digest, T0 + 5)
-    usage.record(add(store, "same-second", last_used_at=T0), T0 + 0.9)
+    use(store, digest, T0 + 5)
+    use(store, add(store, "same-second", last_used_at=T0), T0 + 0.9)
     await usage.flush()
     assert kube.patches == []
     assert count(writes, "not_newer") == 2
@@ -91,7 +99,7 @@ async def test_conflict_keeps_the_use_for_the_next_window(
 ) -> None:
     digest = add(store)
     kube.patch_errors.append(Conflict(409, "Conflict", "the object has been modified"))
-    usage.record(digest, T0)
+    use(store, digest, T0)
     await usage.flush()
     await usage.flush()
     assert len(kube.patches) == 2
@@ -103,9 +111,9 @@ async def test_a_newer_use_wins_over_a_retried_one(
 ) -> None:
     digest = add(store)
     kube.patch_errors.append(KubeError(500, "InternalError", "boom"))
-    usage.record(digest, T0)
+    use(store, digest, T0)
     await usage.flush()
-    usage.record(digest, T0 + 30)
+    use(store, digest, T0 + 30)
     await usage.flush()
     assert kube.patches[-1][1]["status"]["lastUsedAt"] == rfc3339(T0 + 30)
 
@@ -115,8 +123,9 @@ async def test_deleted_token_is_tolerated(
 ) -> None:
     digest = add(store)
     kube.patch_errors.append(NotFound(404, "NotFound", "gone"))
-    usage.record(digest, T0)
-    usage.record(bytes(32), T0)  # no longer in the index at flush time
+    use(store, digest, T0)
+    use(store, add(store, "deleted"), T0)
+    store.remove((NAMESPACE, "deleted"))  # used, then deleted before the flush
     await usage.flush()
     await usage.flush()
     assert len(kube.patches) == 1
@@ -137,7 +146,7 @@ async def test_concurrency_is_bounded(store: TokenStore, writes: Counter) -> Non
 
     usage = LastUsed(SlowKube(), store, window=60, concurrency=3, writes=writes)  # type: ignore[arg-type]
     for n in range(20):
-        usage.record(add(store, f"t{n}"), T0)
+        use(store, add(store, f"t{n}"), T0)
     await usage.flush()
     assert peak == 3
     assert count(writes, "written") == 20
@@ -145,10 +154,10 @@ async def test_concurrency_is_bounded(store: TokenStore, writes: Counter) -> Non
 
 async def test_each_token_gets_its_own_latest_second(kube: FakeKube, store: TokenStore, usage: LastUsed) -> None:
     early, late = add(store, "early"), add(store, "late")
-    usage.record(early, T0 + 1.2)
-    usage.record(late, T0 + 1.7)
-    usage.record(late, T0 + 3.1)
-    usage.record(late, T0 + 3.4)
+    use(store, early, T0 + 1.2)
+    use(store, late, T0 + 1.7)
+    use(store, late, T0 + 3.1)
+    use(store, late, T0 + 3.4)
     await usage.flush()
     written = {url.rsplit("/", 2)[-2]: body["status"]["lastUsedAt"] for url, body in kube.patches}
     assert written == {"early": rfc3339(T0 + 1), "late": rfc3339(T0 + 3)}
@@ -159,7 +168,7 @@ async def test_an_earlier_use_recorded_later_does_not_win(
 ) -> None:
     """The clock may step back between two requests; the later use stays the one written."""
     digest = add(store)
-    usage.record(digest, T0 + 5)
-    usage.record(digest, T0 + 2)
+    use(store, digest, T0 + 5)
+    use(store, digest, T0 + 2)
     await usage.flush()
     assert [body["status"]["lastUsedAt"] for _, body in kube.patches] == [rfc3339(T0 + 5)]

@@ -26,14 +26,12 @@ from pydantic import SecretStr
 from ..tokens import digest, has_token_shape, is_well_formed
 from .decisions import Outcome, decide
 from .index import TokenIndex
+from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import Metrics
-from .usage import LastUsed
-from .views import AccountView, TokenView
+from .views import AccountView, Credential, TokenView
 
-AUTH = "auth"
-INTROSPECT = "introspect"
-ENDPOINTS = (AUTH, INTROSPECT)
-"""The ``endpoint`` label values."""
+_AUTH_COLUMN = ENDPOINTS.index(AUTH)
+_INTROSPECT_COLUMN = ENDPOINTS.index(INTROSPECT)
 AUTH_PATH = "/" + AUTH
 INTROSPECT_PATH = "/" + INTROSPECT
 # Case-insensitive keys built once: the header lookups of every request skip case folding.
@@ -63,7 +61,7 @@ def bearer(authorization: str | None) -> str | None:
     return credentials.strip()
 
 
-def accepted(token: TokenView, account: AccountView) -> web.Response:
+def accepted(token: Credential, account: AccountView) -> web.Response:
     """200 with what the proxy passes upstream about the caller (auth-response-headers and alike)."""
     shared = _account_headers(token.namespace, token.account, account.email, token.scope)
     response = web.Response(headers=shared)
@@ -104,14 +102,13 @@ class Handlers:
     def __init__(
         self,
         index: TokenIndex,
-        usage: LastUsed,
         metrics: Metrics,
         *,
         introspection_token: SecretStr | None,
         ready: Callable[[], bool],
     ) -> None:
         self._index = index
-        self._usage = usage
+        self._ledger = index.tokens.ledger
         self._metrics = metrics
         self._introspection_token = (
             introspection_token.get_secret_value().encode() if introspection_token else None
@@ -123,7 +120,7 @@ class Handlers:
         started = time.perf_counter()
         headers = request.headers
         method = headers.get(_FORWARDED_METHOD) or headers.get(_ORIGINAL_METHOD) or request.method
-        outcome, token, account = self._check(bearer(headers.get(hdrs.AUTHORIZATION)), method)
+        outcome, token, account = self._check(bearer(headers.get(hdrs.AUTHORIZATION)), method, _AUTH_COLUMN)
         if outcome == Outcome.OK and token is not None and account is not None:
             response = accepted(token, account)
         elif outcome == Outcome.INSUFFICIENT_SCOPE:
@@ -143,9 +140,10 @@ class Handlers:
         if not isinstance(candidate, str):
             self._metrics.record(INTROSPECT, Outcome.MALFORMED, None, time.perf_counter() - started)
             return web.json_response({"error": "invalid_request"}, status=400, headers=_NO_STORE)
-        outcome, token, account = self._check(candidate, None)
-        if outcome == Outcome.OK and token is not None and account is not None:
-            answer = introspection(token, account)
+        outcome, token, account = self._check(candidate, None, _INTROSPECT_COLUMN)
+        view = None if token is None else self._index.tokens.get(token.digest)
+        if outcome == Outcome.OK and view is not None and account is not None:
+            answer = introspection(view, account)
         else:
             answer = {"active": False}
         self._metrics.record(INTROSPECT, outcome, token, time.perf_counter() - started)
@@ -164,9 +162,10 @@ class Handlers:
         return web.Response(status=503, text="initial list not complete")
 
     def _check(
-        self, candidate: str | None, method: str | None
-    ) -> tuple[str, TokenView | None, AccountView | None]:
-        """Decide for a presented token; ``method`` None means validity only (introspection)."""
+        self, candidate: str | None, method: str | None, endpoint: int
+    ) -> tuple[str, Credential | None, AccountView | None]:
+        """Decide for a presented token, and count it in the ledger if accepted; ``method`` None means
+        validity only (introspection); ``endpoint`` is the ledger column of the asking endpoint."""
         if candidate is None or not has_token_shape(candidate):
             return Outcome.MALFORMED, None, None
         token, account = self._index.lookup(digest(candidate))
@@ -175,7 +174,7 @@ class Handlers:
         now = time.time()
         outcome = decide(token, account, now, method)
         if outcome == Outcome.OK:
-            self._usage.record(token.digest, now)
+            self._ledger.accept(token.slot, endpoint, now)
         return outcome, token, account
 
     def _may_introspect(self, authorization: str | None) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..api.reasons import Phase
-from .views import AccountView, TokenView
+from .views import AccountView, Credential
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Plain strings, not enum members: on Python 3.11 each enum member access and hash is a Python-level
@@ -32,7 +32,7 @@ class Outcome:
     UNAUTHORIZED: Final = "unauthorized"
 
 
-def decide(token: TokenView | None, account: AccountView | None, now: float, method: str | None = None) -> str:
+def decide(token: Credential | None, account: AccountView | None, now: float, method: str | None = None) -> str:
     """OK if the token verifies at ``now`` and, given the request's method, its scope allows it; else
     why not. Every reason but INSUFFICIENT_SCOPE answers 401; a read-only (api-key) token may only read.
 

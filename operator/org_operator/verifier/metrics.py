@@ -2,11 +2,11 @@
 
 The request counter is labelled by token, so it has as many series as there are tokens used. A
 prometheus-client labelled Counter and Histogram take a lock and build label tuples on every call;
-the hot path here is a dict update keyed by the token's digest (its hash is cached) in a dict per
-endpoint and result, and one bucket increment. Per token used, only a count and a 3-tuple of shared
-objects are kept (the token id is derived from the digest when scraped). Only the event loop's
-thread writes them. A scrape copies them and renders the text in a worker thread, so a scrape of
-100,000 series does not stall requests.
+here the hot path writes plain numbers. Accepted requests are counted in the ledger, with the
+token's last use; refusals (rarer) in a dict per endpoint and result, keyed by the token's digest;
+latency is one bucket increment. The token id is derived from the digest when scraped. Only the
+event loop's thread writes them. A scrape copies them and renders the text in a worker thread, so a
+scrape of 100,000 series does not stall requests.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .decisions import Outcome
 from .index import TokenIndex
-from .views import SCOPE_NAMES, TokenView, token_id
+from .ledger import ENDPOINTS, LedgerSnapshot, TokenLabels
+from .views import SCOPE_NAMES, Credential, token_id
 
 REQUEST_LABELS = ("endpoint", "namespace", "service_account", "token_id", "scope", "result")
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -28,8 +30,6 @@ _NO_TOKEN = b""  # the digest key of requests without a known token: one series 
 
 Counts = dict[str, dict[str, dict[bytes, int]]]
 """endpoint → result → digest → requests."""
-TokenLabels = tuple[str, str, bool]
-"""(namespace, service_account, read_write) of a digest."""
 
 
 class Latency:
@@ -53,11 +53,12 @@ class Latency:
 class Metrics:
     """All verifier metrics, in a registry of their own (several verifiers can share a process)."""
 
-    def __init__(self, index: TokenIndex, ready: Callable[[], bool], endpoints: tuple[str, ...]) -> None:
+    def __init__(self, index: TokenIndex, ready: Callable[[], bool]) -> None:
         self.registry = CollectorRegistry()
-        self._counts: Counts = {endpoint: {} for endpoint in endpoints}
+        self._ledger = index.tokens.ledger
+        self._refused: Counts = {endpoint: {} for endpoint in ENDPOINTS}
         self._labels: dict[bytes, TokenLabels] = {}
-        self._latency = {endpoint: Latency() for endpoint in endpoints}
+        self._latency = {endpoint: Latency() for endpoint in ENDPOINTS}
         self.last_used_writes = Counter(
             "org_operator_verifier_last_used_writes",
             "lastUsedAt writes by result: written, not_newer, gone, conflict, error.",
@@ -72,26 +73,30 @@ class Metrics:
         )
         self.registry.register(_IndexCollector(index, ready))
 
-    def record(self, endpoint: str, result: str, token: TokenView | None, seconds: float) -> None:
-        """Count one answer and its latency; an unknown token gets empty labels (no series per guess)."""
+    def record(self, endpoint: str, result: str, token: Credential | None, seconds: float) -> None:
+        """Count one answer (accepted ones are in the ledger already) and its latency; an unknown token
+        gets empty labels (no series per guess)."""
+        if result != Outcome.OK:
+            self._refuse(endpoint, result, token)
+        self._latency[endpoint].observe(seconds)
+
+    def _refuse(self, endpoint: str, result: str, token: Credential | None) -> None:
         digest = _NO_TOKEN if token is None else token.digest
-        by_digest = self._counts[endpoint].get(result)
-        if by_digest is None:
-            by_digest = self._counts[endpoint][result] = {}
+        by_digest = self._refused[endpoint].setdefault(result, {})
         if digest in by_digest:
             by_digest[digest] += 1
         else:
             by_digest[digest] = 1
             if token is not None:
                 self._labels[digest] = (token.namespace, token.account, token.read_write)
-        self._latency[endpoint].observe(seconds)
 
     async def exposition(self) -> bytes:
         """The text format of all metrics, rendered off the event loop from copies."""
         requests = _RequestsCollector(
+            self._ledger.snapshot(),
             {
                 endpoint: {result: dict(counts) for result, counts in by_result.items()}
-                for endpoint, by_result in self._counts.items()
+                for endpoint, by_result in self._refused.items()
             },
             dict(self._labels),
             {endpoint: latency.copy() for endpoint, latency in self._latency.items()},
@@ -107,11 +112,13 @@ class Metrics:
 class _RequestsCollector(Collector):
     def __init__(
         self,
-        counts: Counts,
+        accepted: LedgerSnapshot,
+        refused: Counts,
         labels: Mapping[bytes, TokenLabels],
         latency: Mapping[str, Latency],
     ) -> None:
-        self._counts = counts
+        self._accepted = accepted
+        self._refused = refused
         self._labels = labels
         self._latency = latency
 
@@ -121,10 +128,14 @@ class _RequestsCollector(Collector):
             "Verification requests by client (namespace, service account, token) and result.",
             labels=REQUEST_LABELS,
         )
-        for endpoint, by_result in self._counts.items():
+        for column, endpoint in enumerate(ENDPOINTS):
+            for digest, labels, value in self._accepted.accepted(column):
+                requests.add_metric((endpoint, *_token_labels(digest, labels), Outcome.OK), value)
+        for endpoint, by_result in self._refused.items():
             for result, by_digest in by_result.items():
                 for digest, value in by_digest.items():
-                    requests.add_metric((endpoint, *self._token_labels(digest), result), value)
+                    token = _token_labels(digest, self._labels.get(digest))
+                    requests.add_metric((endpoint, *token, result), value)
         yield requests
         latency = HistogramMetricFamily(
             "org_operator_verifier_request_duration_seconds",
@@ -139,12 +150,14 @@ class _RequestsCollector(Collector):
             latency.add_metric([endpoint], buckets, histogram.sum)
         yield latency
 
-    def _token_labels(self, digest: bytes) -> tuple[str, str, str, str]:
-        """namespace, service_account, token_id, scope; all empty for requests without a known token."""
-        if digest == _NO_TOKEN:
-            return "", "", "", ""
-        namespace, account, read_write = self._labels[digest]
-        return namespace, account, token_id(digest), SCOPE_NAMES[read_write]
+
+
+def _token_labels(digest: bytes, labels: TokenLabels | None) -> tuple[str, str, str, str]:
+    """namespace, service_account, token_id, scope; all empty for requests without a known token."""
+    if labels is None:
+        return "", "", "", ""
+    namespace, account, read_write = labels
+    return namespace, account, token_id(digest), SCOPE_NAMES[read_write]
 
 
 class _IndexCollector(Collector):

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..api.constants import API_TOKENS, SERVICE_ACCOUNTS
 from ..kube import Kube, path
-from .app import ENDPOINTS, Handlers, build_app
+from .app import Handlers, build_app
 from .config import VerifierConfig
 from .feed import Feed
 from .index import Store, TokenIndex
@@ -30,7 +30,7 @@ class Verifier:
     def __init__(self, config: VerifierConfig, kube: Kube) -> None:
         self.config = config
         self.index = TokenIndex()
-        self.metrics = Metrics(self.index, self.ready, ENDPOINTS)
+        self.metrics = Metrics(self.index, self.ready)
         self.feeds = [
             self._feed(kube, plural, store, namespace)
             for plural, store in ((API_TOKENS, self.index.tokens), (SERVICE_ACCOUNTS, self.index.accounts))
@@ -45,7 +45,6 @@ class Verifier:
         )
         handlers = Handlers(
             self.index,
-            self.usage,
             self.metrics,
             introspection_token=config.introspection_token,
             ready=self.ready,

@@ -1,7 +1,7 @@
 """``lastUsedAt``: uses are aggregated in memory and written back once per window, off the request path.
 
-A request only records (digest → time of its latest use) in a dict. Every window the dict is swapped
-out and each used token gets one merge-patch of ``status.lastUsedAt``, a few at a time. Several
+A request only records its token's latest use in the ledger, which lists the tokens used since the
+last window. Every window each of them gets one merge-patch of ``status.lastUsedAt``, a few at a time. Several
 replicas never move the value backwards: a write happens only if it is newer than the value the watch
 last showed, and carries that object's resourceVersion, so a concurrent write by another replica
 makes it fail with 409 instead of overwriting a newer time.
@@ -24,6 +24,10 @@ from .index import TokenStore
 log = logging.getLogger(__name__)
 
 
+_RETRIED = frozenset({"conflict", "error"})
+"""Write results whose use is kept for the next window."""
+
+
 def rfc3339(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -36,16 +40,10 @@ class LastUsed:
     ) -> None:
         self._kube = kube
         self._tokens = tokens
+        self._ledger = tokens.ledger
         self._window = window
         self._concurrency = concurrency
         self._writes = writes
-        self._pending: dict[bytes, float] = {}
-
-    def record(self, digest: bytes, when: float) -> None:
-        """Remember a use; only the latest per token matters (even if the clock stepped back)."""
-        pending = self._pending
-        if pending.get(digest, 0.0) < when:
-            pending[digest] = when
 
     async def run(self) -> None:
         while True:
@@ -54,14 +52,17 @@ class LastUsed:
 
     async def flush(self) -> None:
         """Write what was used since the last flush, ``concurrency`` writes at a time."""
-        pending, self._pending = self._pending, {}
-        items = iter(pending.items())
+        pending = self._ledger.take_pending()
+        items = iter(pending)
         workers = min(self._concurrency, len(pending))
         await asyncio.gather(*(self._drain(items) for _ in range(workers)))
 
-    async def _drain(self, items: Iterator[tuple[bytes, float]]) -> None:
-        for digest, when in items:
-            self._writes.labels(await self._write(digest, int(when))).inc()
+    async def _drain(self, items: Iterator[tuple[int, bytes, float]]) -> None:
+        for slot, digest, when in items:
+            result = await self._write(digest, int(when))
+            if result in _RETRIED:
+                self._ledger.keep_pending(slot)
+            self._writes.labels(result).inc()
 
     async def _write(self, digest: bytes, used_at: int) -> str:
         """Write one use if it is newer than the indexed value; the result label."""
@@ -79,15 +80,8 @@ class LastUsed:
         except NotFound:
             return "gone"
         except Conflict:
-            self._retry_later(digest, used_at)
             return "conflict"
         except API_ERRORS as error:
             log.warning("writing lastUsedAt of token %s failed: %s", view.token_id, error)
-            self._retry_later(digest, used_at)
             return "error"
         return "written"
-
-    def _retry_later(self, digest: bytes, used_at: int) -> None:
-        """Keep the use for the next window, unless a newer one was recorded meanwhile."""
-        if self._pending.get(digest, 0.0) < used_at:
-            self._pending[digest] = used_at
