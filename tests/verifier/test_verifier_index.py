@@ -52,6 +52,18 @@ def test_new_value_replaces_the_old_hash() -> None:
     assert len(index.tokens) == 1
 
 
+def test_an_update_keeps_the_token_in_its_ledger_slot() -> None:
+    """Its counts and last use carry on across status updates and re-lists."""
+    index = TokenIndex()
+    issued = tokens.generate()
+    index.tokens.apply(token_body(issued.hash))
+    first = index.tokens.credential(bytes.fromhex(issued.hash))
+    index.tokens.apply(token_body(issued.hash, resource_version="2", last_used_at=1_800_000_000))
+    again = index.tokens.credential(bytes.fromhex(issued.hash))
+    assert first is not None and again is not None and first.slot == again.slot
+    assert len(index.tokens.ledger) == 1
+
+
 def test_remove_and_keys_in_namespace() -> None:
     index = TokenIndex()
     for namespace in ("a", "b"):

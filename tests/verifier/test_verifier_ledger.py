@@ -9,17 +9,15 @@ T0 = 1_800_000_000.0
 LABELS = ("team-a", "bot", False)
 
 
-def test_a_hash_keeps_its_slot() -> None:
+def test_each_hash_gets_its_own_slot() -> None:
     ledger = Ledger()
-    first, second = ledger.slot(b"a" * 32, LABELS), ledger.slot(b"b" * 32, LABELS)
-    assert first != second
-    assert ledger.slot(b"a" * 32, LABELS) == first, "a re-listed token finds its counts again"
+    assert [ledger.open(b"a" * 32, LABELS), ledger.open(b"b" * 32, LABELS)] == [0, 1]
     assert len(ledger) == 2
 
 
 def test_counts_per_endpoint_and_latest_use() -> None:
     ledger = Ledger()
-    slot = ledger.slot(b"a" * 32, LABELS)
+    slot = ledger.open(b"a" * 32, LABELS)
     ledger.accept(slot, AUTH, T0 + 5)
     ledger.accept(slot, AUTH, T0 + 2)  # the clock stepped back
     ledger.accept(slot, INTROSPECT, T0 + 3)
@@ -31,7 +29,7 @@ def test_counts_per_endpoint_and_latest_use() -> None:
 
 def test_pending_uses_are_taken_once() -> None:
     ledger = Ledger()
-    used, unused = ledger.slot(b"a" * 32, LABELS), ledger.slot(b"b" * 32, LABELS)
+    used, unused = ledger.open(b"a" * 32, LABELS), ledger.open(b"b" * 32, LABELS)
     for second in range(3):
         ledger.accept(used, AUTH, T0 + second)
     assert ledger.take_pending() == [(used, b"a" * 32, T0 + 2)]
@@ -43,7 +41,7 @@ def test_pending_uses_are_taken_once() -> None:
 
 def test_a_kept_use_comes_back_once() -> None:
     ledger = Ledger()
-    slot = ledger.slot(b"a" * 32, LABELS)
+    slot = ledger.open(b"a" * 32, LABELS)
     ledger.accept(slot, AUTH, T0)
     ledger.take_pending()
     ledger.keep_pending(slot)
@@ -54,8 +52,16 @@ def test_a_kept_use_comes_back_once() -> None:
 
 def test_snapshot_is_a_copy() -> None:
     ledger = Ledger()
-    slot = ledger.slot(b"a" * 32, LABELS)
+    slot = ledger.open(b"a" * 32, LABELS)
     ledger.accept(slot, AUTH, T0)
     snapshot = ledger.snapshot()
     ledger.accept(slot, AUTH, T0)
     assert snapshot.accepted(AUTH) == [(b"a" * 32, LABELS, 1)]
+
+
+def test_a_hash_seen_again_is_exported_once() -> None:
+    ledger = Ledger()
+    first, again = ledger.open(b"a" * 32, LABELS), ledger.open(b"a" * 32, LABELS)
+    ledger.accept(first, AUTH, T0)
+    ledger.accept(again, AUTH, T0 + 1)
+    assert ledger.snapshot().accepted(AUTH) == [(b"a" * 32, LABELS, 2)]

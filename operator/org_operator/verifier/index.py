@@ -88,7 +88,11 @@ class TokenStore:
         previous = self._digests.get(key)
         if previous is not None and previous != view.digest:
             self._drop(key, previous)
-        slot = self.ledger.slot(view.digest, (view.namespace, view.account, view.read_write))
+        known = self._credentials.get(view.digest)  # an update or a re-list keeps the token's slot
+        if known is None:
+            slot = self.ledger.open(view.digest, (view.namespace, view.account, view.read_write))
+        else:
+            slot = Credential._make(known).slot
         self._digests[key] = view.digest
         self._credentials[view.digest] = tuple(credential(view, slot))
         self._details[view.digest] = (key, view.issued_at, view.last_used_at, view.resource_version)

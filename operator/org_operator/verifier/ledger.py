@@ -32,19 +32,17 @@ class Ledger:
 
     def __init__(self) -> None:
         self._cells = array("d")
-        self._slots: dict[bytes, int] = {}
         self._digests: list[bytes] = []
         self._labels: list[TokenLabels] = []
+        self._shared_labels: dict[TokenLabels, TokenLabels] = {}  # one tuple per account and scope
         self._pending: list[int] = []
 
-    def slot(self, digest: bytes, labels: TokenLabels) -> int:
-        """The slot of a token's hash, given on first sight and kept for the life of the process."""
-        slot = self._slots.get(digest)
-        if slot is None:
-            slot = self._slots[digest] = len(self._digests)
-            self._digests.append(digest)
-            self._labels.append(labels)
-            self._cells.extend((0.0,) * _STRIDE)
+    def open(self, digest: bytes, labels: TokenLabels) -> int:
+        """A new slot for a token's hash (the index asks once per hash, and keeps it with the token)."""
+        slot = len(self._digests)
+        self._digests.append(digest)
+        self._labels.append(self._shared_labels.setdefault(labels, labels))
+        self._cells.extend((0.0,) * _STRIDE)
         return slot
 
     def accept(self, slot: int, endpoint: int, now: float) -> None:
@@ -97,8 +95,15 @@ class LedgerSnapshot:
         self._labels = labels
 
     def accepted(self, endpoint: int) -> list[tuple[bytes, TokenLabels, int]]:
-        """(digest, labels, accepted requests) of every token with at least one at ``endpoint``."""
-        counts = self._cells[endpoint::_STRIDE]
-        return [
-            (self._digests[slot], self._labels[slot], int(count)) for slot, count in enumerate(counts) if count
-        ]
+        """(digest, labels, accepted requests) of every token with at least one at ``endpoint``.
+
+        A hash dropped from the index and seen again gets a second slot; its counts are added up, so
+        that its series is exported once.
+        """
+        totals: dict[bytes, tuple[TokenLabels, int]] = {}
+        for slot, count in enumerate(self._cells[endpoint::_STRIDE]):
+            if count:
+                digest = self._digests[slot]
+                labels, earlier = totals.get(digest, (self._labels[slot], 0))
+                totals[digest] = (labels, earlier + int(count))
+        return [(digest, labels, count) for digest, (labels, count) in totals.items()]

@@ -151,7 +151,6 @@ class _RequestsCollector(Collector):
         yield latency
 
 
-
 def _token_labels(digest: bytes, labels: TokenLabels | None) -> tuple[str, str, str, str]:
     """namespace, service_account, token_id, scope; all empty for requests without a known token."""
     if labels is None:

@@ -1,10 +1,10 @@
 """``lastUsedAt``: uses are aggregated in memory and written back once per window, off the request path.
 
 A request only records its token's latest use in the ledger, which lists the tokens used since the
-last window. Every window each of them gets one merge-patch of ``status.lastUsedAt``, a few at a time. Several
-replicas never move the value backwards: a write happens only if it is newer than the value the watch
-last showed, and carries that object's resourceVersion, so a concurrent write by another replica
-makes it fail with 409 instead of overwriting a newer time.
+last window. Every window each of them gets one merge-patch of ``status.lastUsedAt``, a few at a
+time. Several replicas never move the value backwards: a write happens only if it is newer than the
+value the watch last showed, and carries that object's resourceVersion, so a concurrent write by
+another replica makes it fail with 409 instead of overwriting a newer time.
 """
 
 from __future__ import annotations
