@@ -28,7 +28,7 @@ from .decisions import Outcome, decide
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import Metrics
-from .views import AccountView, Credential, TokenView
+from .views import SCOPE_NAMES, AccountView, Credential, TokenView
 
 _AUTH_COLUMN = ENDPOINTS.index(AUTH)
 _INTROSPECT_COLUMN = ENDPOINTS.index(INTROSPECT)
@@ -63,16 +63,17 @@ def bearer(authorization: str | None) -> str | None:
 
 def accepted(token: Credential, account: AccountView) -> web.Response:
     """200 with what the proxy passes upstream about the caller (auth-response-headers and alike)."""
-    shared = _account_headers(token.namespace, token.account, account.email, token.scope)
+    shared = _account_headers(token.namespace, token.account, account.email, token.read_write)
     response = web.Response(headers=shared)
     response.headers[_TOKEN_ID] = token.token_id
     return response
 
 
 @functools.lru_cache(maxsize=_SHARED_HEADER_SETS)
-def _account_headers(namespace: str, account: str, email: str, scope: str) -> CIMultiDictProxy[str]:
+def _account_headers(namespace: str, account: str, email: str, read_write: bool) -> CIMultiDictProxy[str]:
     """The identity headers all tokens of one service account and scope share, built once (a
     response copies them)."""
+    scope = SCOPE_NAMES[read_write]
     return CIMultiDictProxy(
         CIMultiDict({_NAMESPACE: namespace, _SERVICE_ACCOUNT: account, _EMAIL: email, _SCOPE: scope})
     )
