@@ -52,10 +52,11 @@ class Credential(NamedTuple):
     """The part of a token that every request reads, and nothing else.
 
     At 100,000 tokens each field a request touches is likely a cache and TLB miss, so the fields only
-    the write-back and introspection need (name, times, resourceVersion) live apart, in ``TokenView``.
+    the write-back and introspection need (name, times, resourceVersion) are stored apart; the store
+    rebuilds the whole ``TokenView`` for those readers.
     """
 
-    digest: bytes  # first: the store finds it at [0] in its plain tuples
+    digest: bytes
     namespace: str
     account: str
     read_write: bool
