@@ -7,8 +7,13 @@ thread, keep-alive connections, a Lua script that cycles through every loaded to
 client when wrk is not installed (``apt-get install wrk``; a Python client saturates before the
 server, so its ratio says little). Each round runs hello and the verifier back to back (each first
 in turn), so both see the same conditions; the ratio is the median over rounds of the verifier's
-throughput over hello's in the same round, and the other figures are medians too. Each size gets a
-fresh verifier process; its RSS is read from /proc after the load.
+throughput over hello's in the same round, and the other figures are medians too.
+
+Two processes running the same code on this machine can differ by 10% in CPU per request (memory
+layout: which physical pages, which cache sets), as much as the effects measured here. So each side
+runs in several processes (``--processes``, default 3) and round ``i`` pairs hello process
+``i % n`` with verifier process ``i % n``. Each size gets fresh verifier processes; their RSS is read
+from /proc after the load, and the largest is reported.
 CPU microseconds per request of each server (from /proc) are reported too: on a shared 2-core machine
 they are less disturbed by other load than requests per second.
 
@@ -16,7 +21,8 @@ With two or more CPUs, the server under load (hello or verifier, one at a time) 
 CPU and the load generator with this process on the others, so the two never compete for a core
 (as on separate machines); the figures then measure the server, not the scheduler.
 
-Usage: python bench/verifier_throughput.py [--seconds 3] [--rounds 8] [--connections 32] [--sizes 10 10000 100000]
+Usage: python bench/verifier_throughput.py [--seconds 2] [--rounds 12] [--processes 3] [--connections 32]
+       [--sizes 10 10000 100000]
 The last output line is one JSON object with the figures.
 """
 
@@ -24,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -205,17 +213,19 @@ async def _get(url: str) -> str:
 
 
 def paired_rounds(
-    hello: Callable[[], dict[str, float]], verifier: Callable[[], dict[str, float]], rounds: int
+    hello: list[Callable[[], dict[str, float]]], verifier: list[Callable[[], dict[str, float]]], rounds: int
 ) -> tuple[list[dict[str, float]], list[dict[str, float]], list[float]]:
-    """Both runs of each round back to back, hello first in even rounds; the per-round rps ratios."""
+    """Both runs of each round back to back, hello first in even rounds, round ``i`` on the ``i % n``-th
+    process of each side; the per-round rps ratios."""
     hello_runs, verifier_runs = [], []
     for round_number in range(rounds):
+        baseline, ours = hello[round_number % len(hello)], verifier[round_number % len(verifier)]
         if round_number % 2 == 0:
-            hello_runs.append(hello())
-            verifier_runs.append(verifier())
+            hello_runs.append(baseline())
+            verifier_runs.append(ours())
         else:
-            verifier_runs.append(verifier())
-            hello_runs.append(hello())
+            verifier_runs.append(ours())
+            hello_runs.append(baseline())
     ratios = [ours["rps"] / baseline["rps"] for baseline, ours in zip(hello_runs, verifier_runs, strict=True)]
     return hello_runs, verifier_runs, ratios
 
@@ -226,8 +236,9 @@ def median(runs: list[dict[str, float]], key: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--processes", type=int, default=3, help="processes per server (default: %(default)s)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=SIZES, help="token counts to load (default: %(default)s)"
@@ -243,6 +254,7 @@ def main() -> None:
         "connections": args.connections,
         "seconds_per_run": args.seconds,
         "rounds": args.rounds,
+        "processes": args.processes,
         "list_page_size": int(LIST_PAGE_SIZE),
         "last_used_window": int(LAST_USED_WINDOW),
         "sizes": {},
@@ -252,8 +264,9 @@ def main() -> None:
     if len(cpus) > 1:
         pin(os.getpid(), set(cpus[:-1]))  # this process, its emulator thread, and wrk
     figures["server_cpus"] = sorted(server_cpus)
-    hello_process, hello_url = start_hello()
-    pin(hello_process.pid, server_cpus)
+    hellos = [start_hello() for _ in range(args.processes)]
+    for process, _ in hellos:
+        pin(process.pid, server_cpus)
     plaintexts: list[str] = []
     try:
         with emulator() as api, tempfile.TemporaryDirectory() as scratch:
@@ -261,22 +274,39 @@ def main() -> None:
             for size in args.sizes:
                 plaintexts += seed(api, len(plaintexts), size - len(plaintexts))
                 tokens_file.write_text("\n".join(plaintexts) + "\n")
-                with verifier(
-                    api.url,
-                    ORG_OPERATOR_VERIFIER_LIST_PAGE_SIZE=LIST_PAGE_SIZE,
-                    ORG_OPERATOR_LAST_USED_WINDOW=LAST_USED_WINDOW,
-                ) as running:
-                    pin(running.pid, server_cpus)
-                    load(running.url, tokens_file, 1, args.connections)  # warm-up
+                with contextlib.ExitStack() as stack:
+                    verifiers = [
+                        stack.enter_context(
+                            verifier(
+                                api.url,
+                                ORG_OPERATOR_VERIFIER_LIST_PAGE_SIZE=LIST_PAGE_SIZE,
+                                ORG_OPERATOR_LAST_USED_WINDOW=LAST_USED_WINDOW,
+                            )
+                        )
+                        for _ in range(args.processes)
+                    ]
+                    for running in verifiers:
+                        pin(running.pid, server_cpus)
+                        load(running.url, tokens_file, 1, args.connections)  # warm-up
                     hello_runs, verifier_runs, ratios = paired_rounds(
-                        lambda: measured(hello_url, hello_process.pid, tokens_file, args.seconds, args.connections),
-                        lambda: measured_verifier(
-                            running.url, running.pid, tokens_file, args.seconds, args.connections
-                        ),
+                        [
+                            functools.partial(measured, url, process.pid, tokens_file, args.seconds, args.connections)
+                            for process, url in hellos
+                        ],
+                        [
+                            functools.partial(
+                                measured_verifier, running.url, running.pid, tokens_file, args.seconds, args.connections
+                            )
+                            for running in verifiers
+                        ],
                         args.rounds,
                     )
-                    memory = memory_mb(running.pid)
-                    writes = scrape(running.url).get("org_operator_verifier_last_used_writes_total", 0.0)
+                    memories = [memory_mb(running.pid) for running in verifiers]
+                    writes = sum(
+                        scrape(running.url).get("org_operator_verifier_last_used_writes_total", 0.0)
+                        for running in verifiers
+                    )
+                    ready_seconds = max(running.ready_seconds for running in verifiers)
                 figures["sizes"][str(size)] = {
                     "verifier_rps": median(verifier_runs, "rps"),
                     "hello_rps": median(hello_runs, "rps"),
@@ -294,15 +324,16 @@ def main() -> None:
                         / median(verifier_runs, "cpu_us_per_request"),
                         3,
                     ),
-                    "ready_seconds": round(running.ready_seconds, 2),
-                    "rss_mb": memory["rss"],
-                    "peak_rss_mb": memory["peak"],
+                    "ready_seconds": round(ready_seconds, 2),
+                    "rss_mb": max(memory["rss"] for memory in memories),
+                    "peak_rss_mb": max(memory["peak"] for memory in memories),
                     "last_used_writes": writes,
                 }
                 print(json.dumps({"size": size, **figures["sizes"][str(size)]}), flush=True)
     finally:
-        hello_process.terminate()
-        hello_process.wait(timeout=10)
+        for process, _ in hellos:
+            process.terminate()
+            process.wait(timeout=10)
     largest = figures["sizes"][str(max(args.sizes))]
     figures[f"rss_mb_at_{max(args.sizes)}"] = largest["rss_mb"]
     figures["min_ratio"] = min(size["ratio"] for size in figures["sizes"].values())
