@@ -10,6 +10,7 @@ way, through a paginated list and a watch over HTTP.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import socket
@@ -54,6 +55,9 @@ def seed(api: EmulatorThread, start: int, count: int) -> list[str]:
     """Tokens ``start``..``start+count`` (and their service accounts); returns their plaintexts."""
     issued = [tokens.generate() for _ in range(count)]
     api.call(_seed_on_loop, api.emulator, start, issued)
+    # The seeded objects live until the run ends. Out of the cyclic collector's sight, its full
+    # collections no longer walk them (they made each page of a 100,000-object list 4 times slower).
+    gc.freeze()
     return [token.plaintext for token in issued]
 
 
