@@ -24,7 +24,7 @@ def test_counts_per_endpoint_and_latest_use() -> None:
     snapshot = ledger.snapshot()
     assert snapshot.accepted(AUTH) == [(b"a" * 32, LABELS, 2)]
     assert snapshot.accepted(INTROSPECT) == [(b"a" * 32, LABELS, 1)]
-    assert ledger.last_use(slot) == T0 + 5
+    assert ledger.take_pending() == [(slot, b"a" * 32, T0 + 5)]
 
 
 def test_pending_uses_are_taken_once() -> None:
@@ -35,8 +35,7 @@ def test_pending_uses_are_taken_once() -> None:
     assert ledger.take_pending() == [(used, b"a" * 32, T0 + 2)]
     assert ledger.take_pending() == []
     ledger.accept(used, AUTH, T0 + 10)
-    assert ledger.take_pending() == [(used, b"a" * 32, T0 + 10)]
-    assert ledger.last_use(unused) == 0.0
+    assert ledger.take_pending() == [(used, b"a" * 32, T0 + 10)], f"slot {unused} was never used"
 
 
 def test_a_kept_use_comes_back_once() -> None:

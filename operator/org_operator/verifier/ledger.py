@@ -56,10 +56,6 @@ class Ledger:
             cells[base + _PENDING] = 1.0
             self._pending.append(slot)
 
-    def last_use(self, slot: int) -> float:
-        """Epoch seconds of the slot's latest accepted request; 0 if none."""
-        return self._cells[slot * _STRIDE + _LAST_USE]
-
     def take_pending(self) -> list[tuple[int, bytes, float]]:
         """(slot, digest, latest use) of every token used since the last take; they are no longer pending."""
         pending, self._pending = self._pending, []

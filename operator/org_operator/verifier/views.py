@@ -70,10 +70,6 @@ class Credential(NamedTuple):
     def token_id(self) -> str:
         return token_id(self.digest)
 
-    @property
-    def scope(self) -> str:
-        return SCOPE_NAMES[self.read_write]
-
 
 def credential(view: TokenView, slot: int) -> Credential:
     return Credential(
