@@ -1,4 +1,4 @@
-"""The acceptance rules as pure functions: given views and a time, accepted or why not."""
+"""The acceptance rules as pure functions: given what the index stores and a time, accepted or why not."""
 
 from __future__ import annotations
 
@@ -7,20 +7,32 @@ from verifier_support import account_body, token_body
 
 from org_operator import tokens
 from org_operator.verifier.decisions import Outcome, decide, is_read
-from org_operator.verifier.views import AccountView, Credential, credential, parse_account, parse_token
+from org_operator.verifier.index import AccountStore, TokenStore
+from org_operator.verifier.views import AccountEntry, Credential, parse_token
 
 NOW = 1_800_000_000.0
 HASH = tokens.generate().hash
 
 
+def stored(body: dict[str, object]) -> Credential:
+    """The credential of a token as the index keeps it."""
+    store = TokenStore()
+    store.apply(body)
+    credential = store.credential(bytes.fromhex(HASH))
+    assert credential is not None
+    return credential
+
+
 def token(**overrides: object) -> Credential:
-    view = parse_token(token_body(HASH, **overrides))  # type: ignore[arg-type]
-    assert view is not None
-    return credential(view, slot=0)
+    return stored(token_body(HASH, **overrides))  # type: ignore[arg-type]
 
 
-def account(**overrides: object) -> AccountView:
-    return parse_account(account_body(**overrides))  # type: ignore[arg-type]
+def account(**overrides: object) -> AccountEntry:
+    store = AccountStore()
+    key = store.apply(account_body(**overrides))  # type: ignore[arg-type]
+    entry = store.entry(key)
+    assert entry is not None
+    return entry
 
 
 def test_active_token_of_active_account_is_valid() -> None:
@@ -45,9 +57,11 @@ def test_token_being_deleted_is_refused() -> None:
 
 
 def test_past_expires_at_is_refused_while_status_still_says_active() -> None:
-    view = token(expires_at=NOW - 1)
-    assert view.phase == "Active"
-    assert decide(view, account(), NOW) == Outcome.EXPIRED
+    assert decide(token(expires_at=NOW - 1, phase="Active"), account(), NOW) == Outcome.EXPIRED
+
+
+def test_expired_beats_inactive() -> None:
+    assert decide(token(expires_at=NOW - 1, phase="Revoked"), account(), NOW) == Outcome.EXPIRED
 
 
 def test_expiry_is_checked_at_request_time() -> None:
@@ -59,9 +73,7 @@ def test_expiry_is_checked_at_request_time() -> None:
 def test_unreadable_expiry_fails_closed() -> None:
     body = token_body(HASH)
     body["status"]["expiresAt"] = "not a time"
-    view = parse_token(body)
-    assert view is not None
-    assert decide(credential(view, slot=0), account(), NOW) == Outcome.EXPIRED
+    assert decide(stored(body), account(), NOW) == Outcome.EXPIRED
 
 
 def test_missing_or_deleted_account_is_refused() -> None:
@@ -104,7 +116,8 @@ def test_scope_names_follow_the_seed() -> None:
     for scope, name in (("read-only", "api-key"), ("read-write", "api-secret")):
         view = parse_token(token_body(HASH, scope=scope))
         assert view is not None and view.scope == name
-    assert token().token_id == tokens.token_id(HASH)
+    view = parse_token(token_body(HASH))
+    assert view is not None and view.token_id == tokens.token_id(HASH)
 
 
 def test_without_a_method_only_validity_counts() -> None:

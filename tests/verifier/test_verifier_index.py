@@ -9,25 +9,50 @@ import tracemalloc
 from verifier_support import account_body, token_body
 
 from org_operator import tokens
+from org_operator.verifier.decisions import Outcome
 from org_operator.verifier.index import TokenIndex
-from org_operator.verifier.views import parse_token
+from org_operator.verifier.views import NEVER, parse_token
 
 
-def test_lookup_finds_token_and_its_account() -> None:
+def test_credential_leads_to_the_account_entry() -> None:
     index = TokenIndex()
     issued = tokens.generate()
-    index.tokens.apply(token_body(issued.hash))
+    index.tokens.apply(token_body(issued.hash, expires_at=1_900_000_000))
     index.accounts.apply(account_body())
-    token, account = index.lookup(bytes.fromhex(issued.hash))
-    assert token is not None and account is not None
-    assert (token.namespace, token.account) == ("team-a", "bot")
-    assert account.email == "bot@example.com"
-    view = index.tokens.get(token.digest)
-    assert view is not None and view.name == "token" and view.token_id == token.token_id
+    token = index.tokens.credential(bytes.fromhex(issued.hash))
+    assert token is not None
+    account_key, read_write, refusal, expires_at, _ = token
+    assert (account_key, read_write, refusal, expires_at) == (("team-a", "bot"), False, None, 1_900_000_000)
+    assert index.accounts.entry(account_key) == (None, "bot@example.com")
+    view = index.tokens.get(bytes.fromhex(issued.hash))
+    assert view is not None and view.name == "token" and view.token_id == tokens.token_id(issued.hash)
 
 
-def test_lookup_of_unknown_hash() -> None:
-    assert TokenIndex().lookup(bytes(32)) == (None, None)
+def test_credential_carries_what_its_status_decides() -> None:
+    index = TokenIndex()
+    revoked, forever = tokens.generate(), tokens.generate()
+    index.tokens.apply(token_body(revoked.hash, name="revoked", phase="Revoked"))
+    index.tokens.apply(token_body(forever.hash, name="forever"))
+    refused, lasting = (index.tokens.credential(bytes.fromhex(issued.hash)) for issued in (revoked, forever))
+    assert refused is not None and lasting is not None
+    _, _, refusal, _, _ = refused
+    _, _, _, expires_at, _ = lasting
+    assert (refusal, expires_at) == (Outcome.INACTIVE, NEVER)
+
+
+def test_tokens_of_one_account_share_its_key() -> None:
+    index = TokenIndex()
+    first, second = tokens.generate(), tokens.generate()
+    index.tokens.apply(token_body(first.hash, name="one"))
+    index.tokens.apply(token_body(second.hash, name="two"))
+    one, two = (index.tokens.credential(bytes.fromhex(issued.hash)) for issued in (first, second))
+    assert one is not None and two is not None and one[0] is two[0]
+
+
+def test_unknown_hash_and_account() -> None:
+    index = TokenIndex()
+    assert index.tokens.credential(bytes(32)) is None and index.tokens.get(bytes(32)) is None
+    assert index.accounts.entry(("team-a", "nobody")) is None
 
 
 def test_token_without_hash_is_not_indexed_and_drops_an_old_one() -> None:
@@ -60,7 +85,8 @@ def test_an_update_keeps_the_token_in_its_ledger_slot() -> None:
     first = index.tokens.credential(bytes.fromhex(issued.hash))
     index.tokens.apply(token_body(issued.hash, resource_version="2", last_used_at=1_800_000_000))
     again = index.tokens.credential(bytes.fromhex(issued.hash))
-    assert first is not None and again is not None and first.slot == again.slot
+    assert first is not None and again is not None
+    assert first[-1] == again[-1], "same slot"
     assert len(index.tokens.ledger) == 1
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from prometheus_client.parser import text_string_to_metric_families
 from verifier_support import token_body
 
@@ -9,18 +11,29 @@ from org_operator import tokens
 from org_operator.verifier.index import TokenIndex
 from org_operator.verifier.ledger import ENDPOINTS
 from org_operator.verifier.metrics import Metrics
-from org_operator.verifier.views import Credential
+from org_operator.verifier.views import Credential, TokenView
 
 MANY = 5000
 AUTH = ENDPOINTS.index("auth")
 
 
-def indexed(index: TokenIndex, name: str, scope: str) -> Credential:
+class Indexed(NamedTuple):
+    view: TokenView
+    credential: Credential
+
+    @property
+    def slot(self) -> int:
+        _, _, _, _, slot = self.credential
+        return slot
+
+
+def indexed(index: TokenIndex, name: str, scope: str) -> Indexed:
     issued = tokens.generate()
     index.tokens.apply(token_body(issued.hash, name, account=name, scope=scope))
-    token = index.tokens.credential(bytes.fromhex(issued.hash))
-    assert token is not None
-    return token
+    digest = bytes.fromhex(issued.hash)
+    view, credential = index.tokens.get(digest), index.tokens.credential(digest)
+    assert view is not None and credential is not None
+    return Indexed(view, credential)
 
 
 async def samples(metrics: Metrics) -> dict[tuple[str, ...], float]:
@@ -41,16 +54,17 @@ async def test_counts_per_token_and_result() -> None:
     for second in range(MANY):
         ledger.accept(busy.slot, AUTH, 1_800_000_000 + second)
     ledger.accept(quiet.slot, AUTH, 1_800_000_000)
-    metrics.record("auth", "insufficient_scope", quiet, 0.001)
-    metrics.record("auth", "unknown", None, 0.001)
+    metrics.record("auth", "insufficient_scope", quiet.view.digest, quiet.credential, 0.001)
+    metrics.record("auth", "unknown", bytes(32), None, 0.001)
     counted = await samples(metrics)
-    assert counted[(busy.account, busy.token_id, "ok")] == MANY
-    assert counted[(quiet.account, quiet.token_id, "ok")] == 1
-    assert counted[(quiet.account, quiet.token_id, "insufficient_scope")] == 1
+    assert counted[(busy.view.account, busy.view.token_id, "ok")] == MANY
+    assert counted[(quiet.view.account, quiet.view.token_id, "ok")] == 1
+    assert counted[(quiet.view.account, quiet.view.token_id, "insufficient_scope")] == 1
     assert counted[("", "", "unknown")] == 1
     assert len(counted) == 4, "a token counts only where it was used"
     ledger.accept(quiet.slot, AUTH, 1_800_000_001)
-    assert (await samples(metrics))[(quiet.account, quiet.token_id, "ok")] == 2  # scrapes neither reset nor re-add
+    again = await samples(metrics)
+    assert again[(quiet.view.account, quiet.view.token_id, "ok")] == 2  # scrapes neither reset nor re-add
 
 
 async def test_a_deleted_token_keeps_its_count() -> None:
@@ -60,4 +74,4 @@ async def test_a_deleted_token_keeps_its_count() -> None:
     gone = indexed(index, "gone", "read-only")
     index.tokens.ledger.accept(gone.slot, AUTH, 1_800_000_000)
     index.tokens.remove(("team-a", "gone"))
-    assert (await samples(metrics))[(gone.account, gone.token_id, "ok")] == 1
+    assert (await samples(metrics))[(gone.view.account, gone.view.token_id, "ok")] == 1

@@ -47,7 +47,8 @@ def use(store: TokenStore, digest: bytes, when: float) -> None:
     """What an accepted /auth request leaves in the ledger."""
     token = store.credential(digest)
     assert token is not None
-    store.ledger.accept(token.slot, ENDPOINTS.index("auth"), when)
+    _, _, _, _, slot = token
+    store.ledger.accept(slot, ENDPOINTS.index("auth"), when)
 
 
 def count(writes: Counter, result: str) -> float:

@@ -28,7 +28,7 @@ from .decisions import Outcome, decide
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import Metrics
-from .views import SCOPE_NAMES, AccountView, Credential, TokenView
+from .views import SCOPE_NAMES, AccountEntry, Credential, ObjectKey, TokenView, token_id
 
 _AUTH_COLUMN = ENDPOINTS.index(AUTH)
 _INTROSPECT_COLUMN = ENDPOINTS.index(INTROSPECT)
@@ -49,6 +49,7 @@ _NO_CREDENTIALS = {"WWW-Authenticate": "Bearer"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="api-secret"'}
 _NO_STORE = {"Cache-Control": "no-store"}
+_NOT_HASHED = b""
 
 
 def bearer(authorization: str | None) -> str | None:
@@ -61,32 +62,36 @@ def bearer(authorization: str | None) -> str | None:
     return credentials.strip()
 
 
-def accepted(token: Credential, account: AccountView) -> web.Response:
+def accepted(token_digest: bytes, token: Credential, account: AccountEntry) -> web.Response:
     """200 with what the proxy passes upstream about the caller (auth-response-headers and alike)."""
-    shared = _account_headers(token.namespace, token.account, account.email, token.read_write)
-    response = web.Response(headers=shared)
-    response.headers[_TOKEN_ID] = token.token_id
+    account_key, read_write, _, _, _ = token
+    _, email = account
+    response = web.Response(headers=_identity_headers(account_key, email, read_write))
+    response.headers[_TOKEN_ID] = token_id(token_digest)
     return response
 
 
 @functools.lru_cache(maxsize=_SHARED_HEADER_SETS)
-def _account_headers(namespace: str, account: str, email: str, read_write: bool) -> CIMultiDictProxy[str]:
+def _identity_headers(account_key: ObjectKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
     """The identity headers all tokens of one service account and scope share, built once (a
     response copies them)."""
-    scope = SCOPE_NAMES[read_write]
+    namespace, account = account_key
     return CIMultiDictProxy(
-        CIMultiDict({_NAMESPACE: namespace, _SERVICE_ACCOUNT: account, _EMAIL: email, _SCOPE: scope})
+        CIMultiDict(
+            {_NAMESPACE: namespace, _SERVICE_ACCOUNT: account, _EMAIL: email, _SCOPE: SCOPE_NAMES[read_write]}
+        )
     )
 
 
-def introspection(token: TokenView, account: AccountView) -> dict[str, Any]:
+def introspection(token: TokenView, account: AccountEntry) -> dict[str, Any]:
     """The RFC 7662 answer for an active token."""
+    _, email = account
     answer: dict[str, Any] = {
         "active": True,
         "scope": token.scope,
-        "sub": account.email,
+        "sub": email,
         "client_id": f"{token.namespace}/{token.account}",
-        "username": account.email,
+        "username": email,
         "token_type": "Bearer",
         "jti": token.token_id,
     }
@@ -108,7 +113,9 @@ class Handlers:
         introspection_token: SecretStr | None,
         ready: Callable[[], bool],
     ) -> None:
-        self._index = index
+        self._tokens = index.tokens
+        self._credential = index.tokens.credential
+        self._account = index.accounts.entry
         self._ledger = index.tokens.ledger
         self._metrics = metrics
         self._introspection_token = (
@@ -121,33 +128,34 @@ class Handlers:
         started = time.perf_counter()
         headers = request.headers
         method = headers.get(_FORWARDED_METHOD) or headers.get(_ORIGINAL_METHOD) or request.method
-        outcome, token, account = self._check(bearer(headers.get(hdrs.AUTHORIZATION)), method, _AUTH_COLUMN)
+        candidate = bearer(headers.get(hdrs.AUTHORIZATION))
+        outcome, token_digest, token, account = self._check(candidate, method, _AUTH_COLUMN)
         if outcome == Outcome.OK and token is not None and account is not None:
-            response = accepted(token, account)
+            response = accepted(token_digest, token, account)
         elif outcome == Outcome.INSUFFICIENT_SCOPE:
             response = web.Response(status=403, headers=_INSUFFICIENT_SCOPE)
         else:
             response = web.Response(status=401, headers=_INVALID_TOKEN)
-        self._metrics.record(AUTH, outcome, token, time.perf_counter() - started)
+        self._metrics.record(AUTH, outcome, token_digest, token, time.perf_counter() - started)
         return response
 
     async def introspect(self, request: web.Request) -> web.Response:
         """RFC 7662: ``{"active": true, ...}`` or ``{"active": false}``, for holders of its credential."""
         started = time.perf_counter()
         if not self._may_introspect(request.headers.get(hdrs.AUTHORIZATION)):
-            self._metrics.record(INTROSPECT, Outcome.UNAUTHORIZED, None, time.perf_counter() - started)
+            self._metrics.record(INTROSPECT, Outcome.UNAUTHORIZED, _NOT_HASHED, None, time.perf_counter() - started)
             return web.Response(status=401, headers=_NO_CREDENTIALS)
         candidate = (await request.post()).get("token")
         if not isinstance(candidate, str):
-            self._metrics.record(INTROSPECT, Outcome.MALFORMED, None, time.perf_counter() - started)
+            self._metrics.record(INTROSPECT, Outcome.MALFORMED, _NOT_HASHED, None, time.perf_counter() - started)
             return web.json_response({"error": "invalid_request"}, status=400, headers=_NO_STORE)
-        outcome, token, account = self._check(candidate, None, _INTROSPECT_COLUMN)
-        view = None if token is None else self._index.tokens.get(token.digest)
-        if outcome == Outcome.OK and view is not None and account is not None:
+        outcome, token_digest, token, account = self._check(candidate, None, _INTROSPECT_COLUMN)
+        view = self._tokens.get(token_digest) if outcome == Outcome.OK else None
+        if view is not None and account is not None:
             answer = introspection(view, account)
         else:
             answer = {"active": False}
-        self._metrics.record(INTROSPECT, outcome, token, time.perf_counter() - started)
+        self._metrics.record(INTROSPECT, outcome, token_digest, token, time.perf_counter() - started)
         return web.json_response(answer, headers=_NO_STORE)
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -164,19 +172,25 @@ class Handlers:
 
     def _check(
         self, candidate: str | None, method: str | None, endpoint: int
-    ) -> tuple[str, Credential | None, AccountView | None]:
+    ) -> tuple[str, bytes, Credential | None, AccountEntry | None]:
         """Decide for a presented token, and count it in the ledger if accepted; ``method`` None means
-        validity only (introspection); ``endpoint`` is the ledger column of the asking endpoint."""
+        validity only (introspection); ``endpoint`` is the ledger column of the asking endpoint.
+
+        Returns the outcome, the token's digest (empty when not hashed), its credential and account.
+        """
         if candidate is None or not has_token_shape(candidate):
-            return Outcome.MALFORMED, None, None
-        token, account = self._index.lookup(digest(candidate))
+            return Outcome.MALFORMED, _NOT_HASHED, None, None
+        token_digest = digest(candidate)
+        token = self._credential(token_digest)
         if token is None:
-            return (Outcome.UNKNOWN if is_well_formed(candidate) else Outcome.MALFORMED), None, None
+            return (Outcome.UNKNOWN if is_well_formed(candidate) else Outcome.MALFORMED), token_digest, None, None
+        account_key, _, _, _, slot = token
+        account = self._account(account_key)
         now = time.time()
         outcome = decide(token, account, now, method)
         if outcome == Outcome.OK:
-            self._ledger.accept(token.slot, endpoint, now)
-        return outcome, token, account
+            self._ledger.accept(slot, endpoint, now)
+        return outcome, token_digest, token, account
 
     def _may_introspect(self, authorization: str | None) -> bool:
         """Constant-time comparison with the configured credential; none configured admits nobody."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..api.reasons import Phase
-from .views import AccountView, Credential
+from .views import AccountEntry, AccountView, Credential, TokenView
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Plain strings, not enum members: on Python 3.11 each enum member access and hash is a Python-level
@@ -32,23 +32,44 @@ class Outcome:
     UNAUTHORIZED: Final = "unauthorized"
 
 
-def decide(token: Credential | None, account: AccountView | None, now: float, method: str | None = None) -> str:
+def token_refusal(view: TokenView) -> str | None:
+    """What a token gets whatever the time and its account, from its status: computed when the index
+    stores it, so a request only reads the answer. None while the token is active."""
+    if view.phase == _EXPIRED:
+        return Outcome.EXPIRED
+    if view.phase != _ACTIVE or view.deleting:
+        return Outcome.INACTIVE
+    return None
+
+
+def account_refusal(view: AccountView) -> str | None:
+    """Why a service account's tokens are refused, None if they may be used: computed when stored."""
+    if view.deleting:
+        return Outcome.NO_SERVICE_ACCOUNT
+    if not view.active or view.locked:
+        return Outcome.LOCKED
+    return None
+
+
+def decide(token: Credential | None, account: AccountEntry | None, now: float, method: str | None = None) -> str:
     """OK if the token verifies at ``now`` and, given the request's method, its scope allows it; else
     why not. Every reason but INSUFFICIENT_SCOPE answers 401; a read-only (api-key) token may only read.
 
-    One function for both checks: it runs on every request.
+    One function for both checks: it runs on every request, over what the index precomputed.
     """
     if token is None:
         return Outcome.UNKNOWN
-    if token.phase == _EXPIRED or (token.expires_at is not None and now >= token.expires_at):
+    _, read_write, refusal, expires_at, _ = token
+    if now >= expires_at:
         return Outcome.EXPIRED
-    if token.phase != _ACTIVE or token.deleting:
-        return Outcome.INACTIVE
-    if account is None or account.deleting:
+    if refusal is not None:
+        return refusal
+    if account is None:
         return Outcome.NO_SERVICE_ACCOUNT
-    if not account.active or account.locked:
-        return Outcome.LOCKED
-    if method is not None and not token.read_write and not is_read(method):
+    refused_for_account, _ = account
+    if refused_for_account is not None:
+        return refused_for_account
+    if method is not None and not read_write and not is_read(method):
         return Outcome.INSUFFICIENT_SCOPE
     return Outcome.OK
 

@@ -4,25 +4,26 @@ Each kind has a store that takes raw watched bodies and keeps only their compact
 tells which objects it holds in a namespace, so a re-list can drop what was deleted meanwhile while
 everything else keeps being served.
 
-Views are stored as plain tuples of atomic values and handed out as named tuples: the garbage
-collector untracks plain tuples of atomic values (not subclasses), so a full collection does not walk
-100,000 views; with one tracked object per token it paused the verifier for ~100 ms. A token is kept
-as two such tuples, its credential (all a request reads) and the rest, so that a request at 100,000
-tokens touches as little scattered memory as it can.
+Views are stored as plain tuples of atomic values: the garbage collector untracks plain tuples of
+atomic values (not subclasses), so a full collection does not walk 100,000 views; with one tracked
+object per token it paused the verifier for ~100 ms. A token is kept twice: its ``Credential``, all a
+request reads and decided in advance as far as its status allows, and its whole view, for the readers
+off the request path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from .decisions import account_refusal, token_refusal
 from .ledger import Ledger
 from .views import (
-    AccountView,
+    NEVER,
+    AccountEntry,
     Credential,
     ObjectKey,
     TokenView,
-    credential,
     object_key,
     parse_account,
     parse_token,
@@ -46,38 +47,22 @@ _Raw = tuple[Any, ...]
 
 
 class TokenStore:
-    """Tokens by raw SHA-256 digest: the credential every request reads, and the rest of the view apart."""
+    """Tokens by raw SHA-256 digest: the credential every request reads, and the whole view apart."""
 
     def __init__(self, ledger: Ledger | None = None) -> None:
         self.ledger = ledger or Ledger()
-        self._credentials: dict[bytes, _Raw] = {}
-        self._details: dict[bytes, _Raw] = {}  # (object key, issued_at, last_used_at, resourceVersion)
+        self._credentials: dict[bytes, Credential] = {}
+        self._views: dict[bytes, _Raw] = {}
         self._digests: dict[ObjectKey, bytes] = {}  # so an update or delete finds the old digest
-
-    def credential(self, digest: bytes) -> Credential | None:
-        raw = self._credentials.get(digest)
-        return None if raw is None else tuple.__new__(Credential, raw)
+        self._account_keys: dict[ObjectKey, ObjectKey] = {}  # one key tuple per account, for all its tokens
+        self.credential: Callable[[bytes], Credential | None] = self._credentials.get
+        """The credential of a digest, or None: the dict's own ``get``, so a request runs no Python
+        code to find it (the dict is never replaced, only updated)."""
 
     def get(self, digest: bytes) -> TokenView | None:
         """The whole view, for readers off the request path (the write-back, introspection)."""
-        raw = self._credentials.get(digest)
-        if raw is None:
-            return None
-        (_, name), issued_at, last_used_at, resource_version = self._details[digest]
-        hot = tuple.__new__(Credential, raw)
-        return TokenView(
-            digest=digest,
-            namespace=hot.namespace,
-            name=name,
-            account=hot.account,
-            read_write=hot.read_write,
-            phase=hot.phase,
-            deleting=hot.deleting,
-            expires_at=hot.expires_at,
-            issued_at=issued_at,
-            last_used_at=last_used_at,
-            resource_version=resource_version,
-        )
+        raw = self._views.get(digest)
+        return None if raw is None else tuple.__new__(TokenView, raw)
 
     def apply(self, body: Mapping[str, Any]) -> ObjectKey:
         key = object_key(body)
@@ -92,10 +77,10 @@ class TokenStore:
         if known is None:
             slot = self.ledger.open(view.digest, (view.namespace, view.account, view.read_write))
         else:
-            slot = Credential._make(known).slot
+            _, _, _, _, slot = known
         self._digests[key] = view.digest
-        self._credentials[view.digest] = tuple(credential(view, slot))
-        self._details[view.digest] = (key, view.issued_at, view.last_used_at, view.resource_version)
+        self._credentials[view.digest] = self._credential(view, slot)
+        self._views[view.digest] = tuple(view)
         return key
 
     def remove(self, key: ObjectKey) -> None:
@@ -109,47 +94,46 @@ class TokenStore:
     def __len__(self) -> int:
         return len(self._digests)
 
+    def _credential(self, view: TokenView, slot: int) -> Credential:
+        account_key = (view.namespace, view.account)
+        account_key = self._account_keys.setdefault(account_key, account_key)
+        expires_at = NEVER if view.expires_at is None else view.expires_at
+        return (account_key, view.read_write, token_refusal(view), expires_at, slot)
+
     def _drop(self, key: ObjectKey, digest: bytes) -> None:
         """Forget a digest only if it still belongs to this object (hashes are unique, but be exact)."""
-        details = self._details.get(digest)
-        if details is not None and details[0] == key:
-            del self._credentials[digest], self._details[digest]
+        view = self.get(digest)
+        if view is not None and (view.namespace, view.name) == key:
+            del self._credentials[digest], self._views[digest]
 
 
 class AccountStore:
-    """Service accounts by (namespace, name)."""
+    """Service accounts by (namespace, name), as the entries requests read."""
 
     def __init__(self) -> None:
-        self._by_key: dict[ObjectKey, _Raw] = {}
-
-    def get(self, key: ObjectKey) -> AccountView | None:
-        raw = self._by_key.get(key)
-        return None if raw is None else tuple.__new__(AccountView, raw)
+        self._entries: dict[ObjectKey, AccountEntry] = {}
+        self.entry: Callable[[ObjectKey], AccountEntry | None] = self._entries.get
+        """The entry of a service account, or None: the dict's own ``get``, like ``TokenStore.credential``."""
 
     def apply(self, body: Mapping[str, Any]) -> ObjectKey:
         key = object_key(body)
-        self._by_key[key] = tuple(parse_account(body))
+        view = parse_account(body)
+        self._entries[key] = (account_refusal(view), view.email)
         return key
 
     def remove(self, key: ObjectKey) -> None:
-        self._by_key.pop(key, None)
+        self._entries.pop(key, None)
 
     def keys_in(self, namespace: str | None) -> set[ObjectKey]:
-        return {key for key in self._by_key if namespace is None or key[0] == namespace}
+        return {key for key in self._entries if namespace is None or key[0] == namespace}
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        return len(self._entries)
 
 
 class TokenIndex:
-    """Both stores; ``lookup`` is the one read a request makes."""
+    """Both stores, fed by the watches and read by every request."""
 
     def __init__(self, ledger: Ledger | None = None) -> None:
         self.tokens = TokenStore(ledger)
         self.accounts = AccountStore()
-
-    def lookup(self, digest: bytes) -> tuple[Credential | None, AccountView | None]:
-        token = self.tokens.credential(digest)
-        if token is None:
-            return None, None
-        return token, self.accounts.get((token.namespace, token.account))

@@ -74,22 +74,24 @@ class Metrics:
         )
         self.registry.register(_IndexCollector(index, ready))
 
-    def record(self, endpoint: str, result: str, token: Credential | None, seconds: float) -> None:
-        """Count one answer (accepted ones are in the ledger already) and its latency; an unknown token
-        gets empty labels (no series per guess)."""
+    def record(
+        self, endpoint: str, result: str, token_digest: bytes, token: Credential | None, seconds: float
+    ) -> None:
+        """Count one answer (accepted ones are in the ledger already) and its latency; a request
+        without a known token gets empty labels (no series per guess)."""
         if result != Outcome.OK:
-            self._refuse(endpoint, result, token)
+            self._refuse(endpoint, result, token_digest if token is not None else _NO_TOKEN, token)
         self._latency[endpoint].observe(seconds)
 
-    def _refuse(self, endpoint: str, result: str, token: Credential | None) -> None:
-        digest = _NO_TOKEN if token is None else token.digest
+    def _refuse(self, endpoint: str, result: str, digest: bytes, token: Credential | None) -> None:
         by_digest = self._refused[endpoint].setdefault(result, {})
         if digest in by_digest:
             by_digest[digest] += 1
         else:
             by_digest[digest] = 1
             if token is not None:
-                self._labels[digest] = (token.namespace, token.account, token.read_write)
+                (namespace, account), read_write, _, _, _ = token
+                self._labels[digest] = (namespace, account, read_write)
 
     async def exposition(self) -> bytes:
         """The text format of all metrics, rendered off the event loop from copies."""
