@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
 from ..tokens import digest, has_token_shape, is_well_formed
-from .decisions import Outcome, decide
+from .decisions import OK, Outcome, decide
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import Metrics
@@ -130,7 +130,7 @@ class Handlers:
         method = headers.get(_FORWARDED_METHOD) or headers.get(_ORIGINAL_METHOD) or request.method
         candidate = bearer(headers.get(hdrs.AUTHORIZATION))
         outcome, token_digest, token, account = self._check(candidate, method, _AUTH_COLUMN)
-        if outcome == Outcome.OK and token is not None and account is not None:
+        if outcome == OK and token is not None and account is not None:
             response = accepted(token_digest, token, account)
         elif outcome == Outcome.INSUFFICIENT_SCOPE:
             response = web.Response(status=403, headers=_INSUFFICIENT_SCOPE)
@@ -188,7 +188,7 @@ class Handlers:
         account = self._account(account_key)
         now = time.time()
         outcome = decide(token, account, now, method)
-        if outcome == Outcome.OK:
+        if outcome == OK:
             self._ledger.accept(slot, endpoint, now)
         return outcome, token_digest, token, account
 

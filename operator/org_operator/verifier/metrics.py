@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from .decisions import Outcome
+from .decisions import OK, Outcome
 from .index import TokenIndex
 from .ledger import ENDPOINTS, LedgerSnapshot, TokenLabels
 from .views import SCOPE_NAMES, Credential, token_id
@@ -79,7 +79,7 @@ class Metrics:
     ) -> None:
         """Count one answer (accepted ones are in the ledger already) and its latency; a request
         without a known token gets empty labels (no series per guess)."""
-        if result != Outcome.OK:
+        if result != OK:
             self._refuse(endpoint, result, token_digest if token is not None else _NO_TOKEN, token)
         self._latency[endpoint].observe(seconds)
 
