@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from verifier_support import account_body, token_body
 
 from org_operator import tokens
 from org_operator.verifier.decisions import Outcome, decide, is_read
 from org_operator.verifier.index import AccountStore, TokenStore
-from org_operator.verifier.views import AccountEntry, Credential, parse_token
+from org_operator.verifier.views import AccountEntry, AccountView, Credential, TokenView, parse_account, parse_token
 
 NOW = 1_800_000_000.0
 HASH = tokens.generate().hash
@@ -123,3 +125,52 @@ def test_scope_names_follow_the_seed() -> None:
 def test_without_a_method_only_validity_counts() -> None:
     """Introspection asks whether a token is valid, not what it may do."""
     assert decide(token(scope="read-only"), account(), NOW) == Outcome.OK
+
+
+def reference(token: TokenView, account: AccountView | None, now: float, method: str | None) -> str:
+    """The rules as the brief states them, over the parsed views, with nothing decided in advance."""
+    if token.phase == "Expired" or (token.expires_at is not None and now >= token.expires_at):
+        return Outcome.EXPIRED
+    if token.phase != "Active" or token.deleting:
+        return Outcome.INACTIVE
+    if account is None or account.deleting:
+        return Outcome.NO_SERVICE_ACCOUNT
+    if not account.active or account.locked:
+        return Outcome.LOCKED
+    if method is not None and not token.read_write and method.upper() not in {"GET", "HEAD", "OPTIONS"}:
+        return Outcome.INSUFFICIENT_SCOPE
+    return Outcome.OK
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    phase=st.sampled_from(["Active", "Expired", "Revoked", "Pending", "Failed", ""]),
+    deleting=st.booleans(),
+    expires_in=st.one_of(st.none(), st.integers(min_value=-3, max_value=3)),
+    scope=st.sampled_from(["read-only", "read-write"]),
+    account_state=st.one_of(
+        st.none(),
+        st.tuples(st.booleans(), st.sampled_from(["Active", "Locked", None]), st.booleans()),
+    ),
+    method=st.one_of(st.none(), st.sampled_from(["GET", "get", "HEAD", "OPTIONS", "POST", "delete", "PATCH"])),
+)
+def test_what_the_index_decides_in_advance_matches_the_rules(
+    phase: str,
+    deleting: bool,
+    expires_in: int | None,
+    scope: str,
+    account_state: tuple[bool, str | None, bool] | None,
+    method: str | None,
+) -> None:
+    """Part of each answer is decided when the index stores an object, the rest per request: together
+    they must answer exactly as the rules do on the parsed objects."""
+    expires_at = None if expires_in is None else NOW + expires_in
+    body = token_body(HASH, phase=phase, deleting=deleting, expires_at=expires_at, scope=scope)
+    view = parse_token(body)
+    assert view is not None
+    entry = account_view = None
+    if account_state is not None:
+        active, account_phase, account_deleting = account_state
+        overrides = {"active": active, "phase": account_phase, "deleting": account_deleting}
+        entry, account_view = account(**overrides), parse_account(account_body(**overrides))  # type: ignore[arg-type]
+    assert decide(stored(body), entry, NOW, method) == reference(view, account_view, NOW, method)
