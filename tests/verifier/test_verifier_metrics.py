@@ -10,7 +10,7 @@ from verifier_support import token_body
 from org_operator import tokens
 from org_operator.verifier.index import TokenIndex
 from org_operator.verifier.ledger import ENDPOINTS
-from org_operator.verifier.metrics import Metrics
+from org_operator.verifier.metrics import NO_TOKEN, Metrics
 from org_operator.verifier.views import Credential, TokenView
 
 MANY = 5000
@@ -54,8 +54,8 @@ async def test_counts_per_token_and_result() -> None:
     for second in range(MANY):
         ledger.accept(busy.slot, AUTH, 1_800_000_000 + second)
     ledger.accept(quiet.slot, AUTH, 1_800_000_000)
-    metrics.record("auth", "insufficient_scope", quiet.view.digest, quiet.credential, 0.001)
-    metrics.record("auth", "unknown", bytes(32), None, 0.001)
+    metrics.record("auth", "insufficient_scope", quiet.view.digest, 0.001)
+    metrics.record("auth", "unknown", NO_TOKEN, 0.001)
     counted = await samples(metrics)
     assert counted[(busy.view.account, busy.view.token_id, "ok")] == MANY
     assert counted[(quiet.view.account, quiet.view.token_id, "ok")] == 1

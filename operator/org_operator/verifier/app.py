@@ -29,7 +29,7 @@ from ..tokens import digest, has_token_shape, is_well_formed
 from .decisions import OK, Outcome, decide
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
-from .metrics import Metrics
+from .metrics import NO_TOKEN, Metrics
 from .views import SCOPE_NAMES, AccountEntry, Credential, ObjectKey, TokenView, token_id
 
 _AUTH_COLUMN = ENDPOINTS.index(AUTH)
@@ -51,7 +51,6 @@ _NO_CREDENTIALS = {"WWW-Authenticate": "Bearer"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="api-secret"'}
 _NO_STORE = {"Cache-Control": "no-store"}
-_NOT_HASHED = b""
 
 
 def bearer(authorization: str | None) -> str | None:
@@ -138,18 +137,18 @@ class Handlers:
             response = web.Response(status=403, headers=_INSUFFICIENT_SCOPE)
         else:
             response = web.Response(status=401, headers=_INVALID_TOKEN)
-        self._metrics.record(AUTH, outcome, token_digest, token, time.perf_counter() - started)
+        self._metrics.record(AUTH, outcome, token_digest, time.perf_counter() - started)
         return response
 
     async def introspect(self, request: web.Request) -> web.Response:
         """RFC 7662: ``{"active": true, ...}`` or ``{"active": false}``, for holders of its credential."""
         started = time.perf_counter()
         if not self._may_introspect(request.headers.get(hdrs.AUTHORIZATION)):
-            self._metrics.record(INTROSPECT, Outcome.UNAUTHORIZED, _NOT_HASHED, None, time.perf_counter() - started)
+            self._metrics.record(INTROSPECT, Outcome.UNAUTHORIZED, NO_TOKEN, time.perf_counter() - started)
             return web.Response(status=401, headers=_NO_CREDENTIALS)
         candidate = (await request.post()).get("token")
         if not isinstance(candidate, str):
-            self._metrics.record(INTROSPECT, Outcome.MALFORMED, _NOT_HASHED, None, time.perf_counter() - started)
+            self._metrics.record(INTROSPECT, Outcome.MALFORMED, NO_TOKEN, time.perf_counter() - started)
             return web.json_response({"error": "invalid_request"}, status=400, headers=_NO_STORE)
         outcome, token_digest, token, account = self._check(candidate, None, _INTROSPECT_COLUMN)
         view = self._tokens.get(token_digest) if outcome == Outcome.OK else None
@@ -157,7 +156,7 @@ class Handlers:
             answer = introspection(view, account)
         else:
             answer = {"active": False}
-        self._metrics.record(INTROSPECT, outcome, token_digest, token, time.perf_counter() - started)
+        self._metrics.record(INTROSPECT, outcome, token_digest, time.perf_counter() - started)
         return web.json_response(answer, headers=_NO_STORE)
 
     async def metrics(self, request: web.Request) -> web.Response:
@@ -178,14 +177,15 @@ class Handlers:
         """Decide for a presented token, and count it in the ledger if accepted; ``method`` None means
         validity only (introspection); ``endpoint`` is the ledger column of the asking endpoint.
 
-        Returns the outcome, the token's digest (empty when not hashed), its credential and account.
+        Returns the outcome, the token's digest (NO_TOKEN unless it is indexed), its credential and
+        its account.
         """
         if candidate is None or not has_token_shape(candidate):
-            return Outcome.MALFORMED, _NOT_HASHED, None, None
+            return Outcome.MALFORMED, NO_TOKEN, None, None
         token_digest = digest(candidate)
         token = self._credential(token_digest)
         if token is None:
-            return (Outcome.UNKNOWN if is_well_formed(candidate) else Outcome.MALFORMED), token_digest, None, None
+            return (Outcome.UNKNOWN if is_well_formed(candidate) else Outcome.MALFORMED), NO_TOKEN, None, None
         account_key, _, _, _, slot = token
         account = self._account(account_key)
         now = time.time()

@@ -103,3 +103,8 @@ class LedgerSnapshot:
                 labels, earlier = totals.get(digest, (self._labels[slot], 0))
                 totals[digest] = (labels, earlier + int(count))
         return [(digest, labels, count) for digest, (labels, count) in totals.items()]
+
+    def labels_of(self, digests: set[bytes]) -> dict[bytes, TokenLabels]:
+        """The labels of those ``digests`` that have a slot (every token the index has seen has one)."""
+        pairs = zip(self._digests, self._labels, strict=True)
+        return {digest: labels for digest, labels in pairs if digest in digests}

@@ -23,11 +23,12 @@ from prometheus_client.utils import floatToGoString
 from .decisions import OK, Outcome
 from .index import TokenIndex
 from .ledger import ENDPOINTS, LedgerSnapshot, TokenLabels
-from .views import SCOPE_NAMES, Credential, token_id
+from .views import SCOPE_NAMES, token_id
 
 REQUESTS_TOTAL = "org_operator_verifier_requests_total"
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-_NO_TOKEN = b""  # the digest key of requests without a known token: one series per result, no guesses
+NO_TOKEN = b""
+"""The digest recorded for a request without an indexed token: one series per result, no guesses."""
 
 Counts = dict[str, dict[str, dict[bytes, int]]]
 """endpoint → result → digest → requests."""
@@ -58,7 +59,6 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._ledger = index.tokens.ledger
         self._refused: Counts = {endpoint: {} for endpoint in ENDPOINTS}
-        self._labels: dict[bytes, TokenLabels] = {}
         self._latency = {endpoint: Latency() for endpoint in ENDPOINTS}
         self.last_used_writes = Counter(
             "org_operator_verifier_last_used_writes",
@@ -74,24 +74,16 @@ class Metrics:
         )
         self.registry.register(_IndexCollector(index, ready))
 
-    def record(
-        self, endpoint: str, result: str, token_digest: bytes, token: Credential | None, seconds: float
-    ) -> None:
-        """Count one answer (accepted ones are in the ledger already) and its latency; a request
-        without a known token gets empty labels (no series per guess)."""
-        if result != OK:
-            self._refuse(endpoint, result, token_digest if token is not None else _NO_TOKEN, token)
-        self._latency[endpoint].observe(seconds)
+    def record(self, endpoint: str, result: str, token_digest: bytes, seconds: float) -> None:
+        """Count one answer (accepted ones are in the ledger already) and its latency.
 
-    def _refuse(self, endpoint: str, result: str, digest: bytes, token: Credential | None) -> None:
-        by_digest = self._refused[endpoint].setdefault(result, {})
-        if digest in by_digest:
-            by_digest[digest] += 1
-        else:
-            by_digest[digest] = 1
-            if token is not None:
-                (namespace, account), read_write, _, _, _ = token
-                self._labels[digest] = (namespace, account, read_write)
+        ``token_digest`` is that of the indexed token, NO_TOKEN for any other request; the labels of
+        an indexed token are in the ledger, read when scraped.
+        """
+        if result != OK:
+            by_digest = self._refused[endpoint].setdefault(result, {})
+            by_digest[token_digest] = by_digest.get(token_digest, 0) + 1
+        self._latency[endpoint].observe(seconds)
 
     async def exposition(self) -> bytes:
         """The text format of all metrics, rendered off the event loop from copies."""
@@ -101,7 +93,6 @@ class Metrics:
                 endpoint: {result: dict(counts) for result, counts in by_result.items()}
                 for endpoint, by_result in self._refused.items()
             },
-            dict(self._labels),
         )
         latency = _LatencyCollector({endpoint: latency.copy() for endpoint, latency in self._latency.items()})
         return await asyncio.to_thread(self._render, requests, latency)
@@ -123,10 +114,9 @@ class _Requests:
 
     _BATCH = 4096
 
-    def __init__(self, accepted: LedgerSnapshot, refused: Counts, labels: Mapping[bytes, TokenLabels]) -> None:
+    def __init__(self, accepted: LedgerSnapshot, refused: Counts) -> None:
         self._accepted = accepted
         self._refused = refused
-        self._labels = labels
 
     def text(self) -> bytes:
         out = bytearray(
@@ -150,10 +140,14 @@ class _Requests:
         for column, endpoint in enumerate(ENDPOINTS):
             for digest, labels, value in self._accepted.accepted(column):
                 yield endpoint, digest, labels, Outcome.OK, value
+        refused_tokens = {
+            digest for by_result in self._refused.values() for counts in by_result.values() for digest in counts
+        }
+        refused_labels = self._accepted.labels_of(refused_tokens)
         for endpoint, by_result in self._refused.items():
             for result, by_digest in by_result.items():
                 for digest, value in by_digest.items():
-                    yield endpoint, digest, self._labels.get(digest), result, value
+                    yield endpoint, digest, refused_labels.get(digest), result, value
 
 
 class _LatencyCollector(Collector):
@@ -196,6 +190,4 @@ class _IndexCollector(Collector):
         yield GaugeMetricFamily(
             "org_operator_verifier_service_accounts", "Service accounts in the index.", len(index.accounts)
         )
-        yield GaugeMetricFamily(
-            "org_operator_verifier_ready", "1 once both kinds are listed.", int(self._ready())
-        )
+        yield GaugeMetricFamily("org_operator_verifier_ready", "1 once both kinds are listed.", int(self._ready()))
