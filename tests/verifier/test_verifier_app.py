@@ -71,6 +71,19 @@ async def test_valid_token_gets_identity_headers(served: Served) -> None:
     assert response.headers["X-Org-Token-Id"] == served.reader.token_id
 
 
+async def test_identity_headers_follow_the_account_and_the_scope(served: Served) -> None:
+    """The headers an account's tokens share are kept with the account: a change reaches them at once,
+    and each scope has its own."""
+    first = await served.http.get("/auth", headers=bearer(served.reader.plaintext))
+    served.verifier.index.accounts.apply(account_body(email="renamed@example.com"))  # type: ignore[arg-type]
+    reader = await served.http.get("/auth", headers=bearer(served.reader.plaintext))
+    writer = await served.http.get("/auth", headers=bearer(served.writer.plaintext))
+    assert first.headers["X-Org-Email"] == "bot@example.com"
+    assert (reader.headers["X-Org-Email"], reader.headers["X-Org-Scope"]) == ("renamed@example.com", "api-key")
+    assert (writer.headers["X-Org-Email"], writer.headers["X-Org-Scope"]) == ("renamed@example.com", "api-secret")
+    assert writer.headers["X-Org-Token-Id"] == served.writer.token_id
+
+
 async def test_envoy_prefixed_path_and_original_method(served: Served) -> None:
     response = await served.http.post("/auth/datasets/42", headers=bearer(served.writer.plaintext))
     assert response.status_code == 200

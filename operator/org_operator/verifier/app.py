@@ -14,7 +14,6 @@ once and the index hands out precomputed tuples.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from .decisions import OK, Outcome, decide
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import NO_TOKEN, Metrics
-from .views import SCOPE_NAMES, AccountEntry, Credential, ObjectKey, TokenView, token_id
+from .views import SCOPE_NAMES, AccountEntry, Credential, ObjectKey, TokenView
 
 _AUTH_COLUMN = ENDPOINTS.index(AUTH)
 _INTROSPECT_COLUMN = ENDPOINTS.index(INTROSPECT)
@@ -44,8 +43,6 @@ _SERVICE_ACCOUNT = istr("X-Org-Service-Account")
 _EMAIL = istr("X-Org-Email")
 _SCOPE = istr("X-Org-Scope")
 _TOKEN_ID = istr("X-Org-Token-Id")
-_SHARED_HEADER_SETS = 4096
-"""Distinct (service account, email, scope) header sets kept; beyond, the least recently used go."""
 
 _NO_CREDENTIALS = {"WWW-Authenticate": "Bearer"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
@@ -55,27 +52,26 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 def bearer(authorization: str | None) -> str | None:
     """The credentials of a ``Bearer`` Authorization header (scheme case-insensitive), else None."""
-    if not authorization:
+    if authorization is None or authorization[:7].lower() != "bearer ":
         return None
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return credentials.strip()
+    return authorization[7:].strip()
 
 
-def accepted(token_digest: bytes, token: Credential, account: AccountEntry) -> web.Response:
+def accepted(token: Credential, account: AccountEntry) -> web.Response:
     """200 with what the proxy passes upstream about the caller (auth-response-headers and alike)."""
-    account_key, read_write, _, _, _ = token
-    _, email = account
-    response = web.Response(headers=_identity_headers(account_key, email, read_write))
-    response.headers[_TOKEN_ID] = token_id(token_digest)
+    account_key, read_write, _, _, _, token_id = token
+    _, email, answers = account
+    shared = answers[read_write]
+    if shared is None:
+        shared = answers[read_write] = identity_headers(account_key, email, read_write)
+    response = web.Response(headers=shared)
+    response.headers[_TOKEN_ID] = token_id
     return response
 
 
-@functools.lru_cache(maxsize=_SHARED_HEADER_SETS)
-def _identity_headers(account_key: ObjectKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
-    """The identity headers all tokens of one service account and scope share, built once (a
-    response copies them)."""
+def identity_headers(account_key: ObjectKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
+    """The identity headers all tokens of one service account and scope share: built once per account
+    and scope, and kept in the account's entry (a response copies them)."""
     namespace, account = account_key
     return CIMultiDictProxy(
         CIMultiDict(
@@ -86,7 +82,7 @@ def _identity_headers(account_key: ObjectKey, email: str, read_write: bool) -> C
 
 def introspection(token: TokenView, account: AccountEntry) -> dict[str, Any]:
     """The RFC 7662 answer for an active token."""
-    _, email = account
+    _, email, _ = account
     answer: dict[str, Any] = {
         "active": True,
         "scope": token.scope,
@@ -132,7 +128,7 @@ class Handlers:
         candidate = bearer(headers.get(hdrs.AUTHORIZATION))
         outcome, token_digest, token, account = self._check(candidate, method, _AUTH_COLUMN)
         if outcome == OK and token is not None and account is not None:
-            response = accepted(token_digest, token, account)
+            response = accepted(token, account)
         elif outcome == Outcome.INSUFFICIENT_SCOPE:
             response = web.Response(status=403, headers=_INSUFFICIENT_SCOPE)
         else:
@@ -186,7 +182,7 @@ class Handlers:
         token = self._credential(token_digest)
         if token is None:
             return (Outcome.UNKNOWN if is_well_formed(candidate) else Outcome.MALFORMED), NO_TOKEN, None, None
-        account_key, _, _, _, slot = token
+        account_key, _, _, _, slot, _ = token
         account = self._account(account_key)
         now = time.time()
         outcome = decide(token, account, now, method)

@@ -64,14 +64,14 @@ def decide(token: Credential | None, account: AccountEntry | None, now: float, m
     """
     if token is None:
         return Outcome.UNKNOWN
-    _, read_write, refusal, expires_at, _ = token
+    _, read_write, refusal, expires_at, _, _ = token
     if now >= expires_at:
         return Outcome.EXPIRED
     if refusal is not None:
         return refusal
     if account is None:
         return Outcome.NO_SERVICE_ACCOUNT
-    refused_for_account, _ = account
+    refused_for_account, _, _ = account
     if refused_for_account is not None:
         return refused_for_account
     if method is not None and not read_write and not is_read(method):

@@ -77,7 +77,7 @@ class TokenStore:
         if known is None:
             slot = self.ledger.open(view.digest, (view.namespace, view.account, view.read_write))
         else:
-            _, _, _, _, slot = known
+            _, _, _, _, slot, _ = known
         self._digests[key] = view.digest
         self._credentials[view.digest] = self._credential(view, slot)
         self._views[view.digest] = tuple(view)
@@ -98,7 +98,7 @@ class TokenStore:
         account_key = (view.namespace, view.account)
         account_key = self._account_keys.setdefault(account_key, account_key)
         expires_at = NEVER if view.expires_at is None else view.expires_at
-        return (account_key, view.read_write, token_refusal(view), expires_at, slot)
+        return (account_key, view.read_write, token_refusal(view), expires_at, slot, view.token_id)
 
     def _drop(self, key: ObjectKey, digest: bytes) -> None:
         """Forget a digest only if it still belongs to this object (hashes are unique, but be exact)."""
@@ -118,7 +118,7 @@ class AccountStore:
     def apply(self, body: Mapping[str, Any]) -> ObjectKey:
         key = object_key(body)
         view = parse_account(body)
-        self._entries[key] = (account_refusal(view), view.email)
+        self._entries[key] = (account_refusal(view), view.email, [None, None])
         return key
 
     def remove(self, key: ObjectKey) -> None:

@@ -35,15 +35,11 @@ Counts = dict[str, dict[str, dict[bytes, int]]]
 
 
 class Latency:
-    """A histogram of one endpoint without locks: bucket counts, total count and sum."""
+    """A histogram of one endpoint without locks: bucket counts (the last is +Inf) and the sum."""
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.sum += seconds
 
     def copy(self) -> Latency:
         snapshot = Latency()
@@ -83,7 +79,9 @@ class Metrics:
         if result != OK:
             by_digest = self._refused[endpoint].setdefault(result, {})
             by_digest[token_digest] = by_digest.get(token_digest, 0) + 1
-        self._latency[endpoint].observe(seconds)
+        latency = self._latency[endpoint]
+        latency.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        latency.sum += seconds
 
     async def exposition(self) -> bytes:
         """The text format of all metrics, rendered off the event loop from copies."""

@@ -49,22 +49,27 @@ class TokenView(NamedTuple):
         return SCOPE_NAMES[self.read_write]
 
 
-Credential = tuple[ObjectKey, bool, str | None, float, int]
+Credential = tuple[ObjectKey, bool, str | None, float, int, str]
 """What a request reads of a token, stored as an exact tuple that readers unpack:
-``(account_key, read_write, refusal, expires_at, slot)``.
+``(account_key, read_write, refusal, expires_at, slot, token_id)``.
 
 ``account_key`` is its service account's (namespace, name), one tuple shared by the account's tokens;
 ``refusal`` is the answer the token gets whatever the time and its account (expired or inactive), None
 while it is active; ``expires_at`` is ``NEVER`` for a token without expiry; ``slot`` holds its cells
-in the usage ledger. At 100,000 tokens each object a request touches is likely a cache and TLB miss,
-and on Python 3.11 every attribute of a named tuple is a generic lookup, so the request path gets
-only these five values, precomputed, and unpacks them; the whole ``TokenView`` is rebuilt for the
-readers off that path (the write-back, introspection).
+in the usage ledger; ``token_id`` is its public id, for the identity headers. At 100,000 tokens each
+object a request touches is likely a cache and TLB miss, and on Python 3.11 every attribute of a
+named tuple is a generic lookup, so the request path gets only these values, precomputed, and unpacks
+them; the whole ``TokenView`` is rebuilt for the readers off that path (the write-back,
+introspection).
 """
 
-AccountEntry = tuple[str | None, str]
-"""What a request reads of a service account, as an exact tuple: ``(refusal, email)``; ``refusal``
-is why its tokens are refused (locked, being deleted), None while they may be used."""
+AccountEntry = tuple[str | None, str, list[Any]]
+"""What a request reads of a service account, as an exact tuple: ``(refusal, email, answers)``.
+
+``refusal`` is why its tokens are refused (locked, being deleted), None while they may be used.
+``answers`` has one cell per scope (indexed by ``read_write``) where the HTTP layer keeps the identity
+headers it built for this account on first use; an update stores a new entry, so they never go stale.
+"""
 
 NEVER = math.inf
 """The ``expires_at`` of a credential without expiry: a request compares, never tests for None."""
