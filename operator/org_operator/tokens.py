@@ -61,13 +61,16 @@ def generate() -> IssuedToken:
     return IssuedToken(plaintext=plaintext, hash=digest, token_id=token_id(digest))
 
 
-def has_token_shape(candidate: str) -> bool:
-    """Length, ASCII and prefix: the constant-time test the verifier makes before hashing a candidate.
+def shaped_digest(candidate: str) -> bytes | None:
+    """The SHA-256 digest of a candidate with the token's length, ASCII and prefix, else None.
 
-    Anything that passes is safe to hash and look up; a hit proves the token is one we issued, so
-    only a miss needs ``is_well_formed`` (to tell a mistyped string from an unknown token).
+    The verifier's one call per request before its index lookup: garbage is never encoded or
+    hashed, and a hit proves the candidate is a token we issued, so only a miss needs
+    ``is_well_formed`` (to tell a mistyped string from an unknown token).
     """
-    return len(candidate) == TOKEN_LENGTH and candidate.isascii() and candidate.startswith(PREFIX)
+    if len(candidate) != TOKEN_LENGTH or not candidate.isascii() or not candidate.startswith(PREFIX):
+        return None
+    return _SHA256(candidate.encode("ascii")).digest()  # type: ignore[no-any-return]
 
 
 def is_well_formed(candidate: str) -> bool:

@@ -9,7 +9,8 @@ token. The token never reaches a log line, an exception or a metric: only the pu
 ``/auth`` is the hot path; its cost is measured against a bare aiohttp endpoint by
 ``bench/verifier_throughput.py`` (throughput) and ``bench/verifier_instructions.py`` (instructions per
 call, without the machine's noise), which is why the identity headers an account shares are built
-once and the index hands out precomputed tuples.
+once, the index hands out precomputed tuples, and ``auth`` builds its answer itself: on Python 3.11
+each call a request makes costs about 400 instructions of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, istr
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
-from ..tokens import digest, has_token_shape, is_well_formed
+from ..tokens import is_well_formed, shaped_digest
 from .decisions import OK, Outcome, decide
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
@@ -50,23 +51,11 @@ _INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope", s
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-def bearer(authorization: str | None) -> str | None:
-    """The credentials of a ``Bearer`` Authorization header (scheme case-insensitive), else None."""
+def bearer(authorization: str | None) -> str:
+    """The credentials of a ``Bearer`` Authorization header (scheme case-insensitive), else ""."""
     if authorization is None or authorization[:7].lower() != "bearer ":
-        return None
+        return ""
     return authorization[7:].strip()
-
-
-def accepted(token: Credential, account: AccountEntry) -> web.Response:
-    """200 with what the proxy passes upstream about the caller (auth-response-headers and alike)."""
-    account_key, read_write, _, _, _, token_id = token
-    _, email, answers = account
-    shared = answers[read_write]
-    if shared is None:
-        shared = answers[read_write] = identity_headers(account_key, email, read_write)
-    response = web.Response(headers=shared)
-    response.headers[_TOKEN_ID] = token_id
-    return response
 
 
 def identity_headers(account_key: ObjectKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
@@ -128,7 +117,14 @@ class Handlers:
         candidate = bearer(headers.get(hdrs.AUTHORIZATION))
         outcome, token_digest, token, account = self._check(candidate, method, _AUTH_COLUMN)
         if outcome == OK and token is not None and account is not None:
-            response = accepted(token, account)
+            # 200 with what the proxy passes upstream about the caller (auth-response-headers and alike)
+            account_key, read_write, _, _, _, token_id = token
+            _, email, answers = account
+            shared = answers[read_write]
+            if shared is None:
+                shared = answers[read_write] = identity_headers(account_key, email, read_write)
+            response = web.Response(headers=shared)
+            response.headers[_TOKEN_ID] = token_id
         elif outcome == Outcome.INSUFFICIENT_SCOPE:
             response = web.Response(status=403, headers=_INSUFFICIENT_SCOPE)
         else:
@@ -168,7 +164,7 @@ class Handlers:
         return web.Response(status=503, text="initial list not complete")
 
     def _check(
-        self, candidate: str | None, method: str | None, endpoint: int
+        self, candidate: str, method: str | None, endpoint: int
     ) -> tuple[str, bytes, Credential | None, AccountEntry | None]:
         """Decide for a presented token, and count it in the ledger if accepted; ``method`` None means
         validity only (introspection); ``endpoint`` is the ledger column of the asking endpoint.
@@ -176,9 +172,9 @@ class Handlers:
         Returns the outcome, the token's digest (NO_TOKEN unless it is indexed), its credential and
         its account.
         """
-        if candidate is None or not has_token_shape(candidate):
+        token_digest = shaped_digest(candidate)
+        if token_digest is None:
             return Outcome.MALFORMED, NO_TOKEN, None, None
-        token_digest = digest(candidate)
         token = self._credential(token_digest)
         if token is None:
             return (Outcome.UNKNOWN if is_well_formed(candidate) else Outcome.MALFORMED), NO_TOKEN, None, None
@@ -193,7 +189,7 @@ class Handlers:
     def _may_introspect(self, authorization: str | None) -> bool:
         """Constant-time comparison with the configured credential; none configured admits nobody."""
         presented = bearer(authorization)
-        if self._introspection_token is None or presented is None:
+        if self._introspection_token is None or not presented:
             return False
         return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), self._introspection_token)
 

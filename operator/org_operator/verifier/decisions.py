@@ -74,10 +74,7 @@ def decide(token: Credential | None, account: AccountEntry | None, now: float, m
     refused_for_account, _, _ = account
     if refused_for_account is not None:
         return refused_for_account
-    if method is not None and not read_write and not is_read(method):
+    if method is not None and not read_write and method.upper() not in READ_METHODS:
         return Outcome.INSUFFICIENT_SCOPE
     return OK
 
-
-def is_read(method: str) -> bool:
-    return method.upper() in READ_METHODS
