@@ -21,9 +21,8 @@ def test_credential_leads_to_the_account_entry() -> None:
     index.accounts.apply(account_body())
     token = index.tokens.credential(bytes.fromhex(issued.hash))
     assert token is not None
-    account_key, read_write, refusal, expires_at, _, token_id = token
+    account_key, read_write, refusal, expires_at, _ = token
     assert (account_key, read_write, refusal, expires_at) == (("team-a", "bot"), False, None, 1_900_000_000)
-    assert token_id == tokens.token_id(issued.hash)
     assert index.accounts.entry(account_key) == (None, "bot@example.com", [None, None])
     view = index.tokens.get(bytes.fromhex(issued.hash))
     assert view is not None and view.name == "token" and view.token_id == tokens.token_id(issued.hash)
@@ -36,8 +35,8 @@ def test_credential_carries_what_its_status_decides() -> None:
     index.tokens.apply(token_body(forever.hash, name="forever"))
     refused, lasting = (index.tokens.credential(bytes.fromhex(issued.hash)) for issued in (revoked, forever))
     assert refused is not None and lasting is not None
-    _, _, refusal, _, _, _ = refused
-    _, _, _, expires_at, _, _ = lasting
+    _, _, refusal, _, _ = refused
+    _, _, _, expires_at, _ = lasting
     assert (refusal, expires_at) == (Outcome.INACTIVE, NEVER)
 
 

@@ -23,7 +23,7 @@ class Indexed(NamedTuple):
 
     @property
     def slot(self) -> int:
-        _, _, _, _, slot, _ = self.credential
+        _, _, _, _, slot = self.credential
         return slot
 
 

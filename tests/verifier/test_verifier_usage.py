@@ -47,7 +47,7 @@ def use(store: TokenStore, digest: bytes, when: float) -> None:
     """What an accepted /auth request leaves in the ledger."""
     token = store.credential(digest)
     assert token is not None
-    _, _, _, _, slot, _ = token
+    _, _, _, _, slot = token
     store.ledger.accept(slot, ENDPOINTS.index("auth"), when)
 
 

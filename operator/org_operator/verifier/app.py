@@ -30,7 +30,7 @@ from .decisions import OK, Outcome, decide
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import NO_TOKEN, Metrics
-from .views import SCOPE_NAMES, AccountEntry, Credential, ObjectKey, TokenView
+from .views import SCOPE_NAMES, AccountEntry, Credential, ObjectKey, TokenView, token_id
 
 _AUTH_COLUMN = ENDPOINTS.index(AUTH)
 _INTROSPECT_COLUMN = ENDPOINTS.index(INTROSPECT)
@@ -118,13 +118,13 @@ class Handlers:
         outcome, token_digest, token, account = self._check(candidate, method, _AUTH_COLUMN)
         if outcome == OK and token is not None and account is not None:
             # 200 with what the proxy passes upstream about the caller (auth-response-headers and alike)
-            account_key, read_write, _, _, _, token_id = token
+            account_key, read_write, _, _, _ = token
             _, email, answers = account
             shared = answers[read_write]
             if shared is None:
                 shared = answers[read_write] = identity_headers(account_key, email, read_write)
             response = web.Response(headers=shared)
-            response.headers[_TOKEN_ID] = token_id
+            response.headers[_TOKEN_ID] = token_id(token_digest)
         elif outcome == Outcome.INSUFFICIENT_SCOPE:
             response = web.Response(status=403, headers=_INSUFFICIENT_SCOPE)
         else:
@@ -178,7 +178,7 @@ class Handlers:
         token = self._credential(token_digest)
         if token is None:
             return (Outcome.UNKNOWN if is_well_formed(candidate) else Outcome.MALFORMED), NO_TOKEN, None, None
-        account_key, _, _, _, slot, _ = token
+        account_key, _, _, _, slot = token
         account = self._account(account_key)
         now = time.time()
         outcome = decide(token, account, now, method)

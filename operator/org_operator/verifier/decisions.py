@@ -64,7 +64,7 @@ def decide(token: Credential | None, account: AccountEntry | None, now: float, m
     """
     if token is None:
         return Outcome.UNKNOWN
-    _, read_write, refusal, expires_at, _, _ = token
+    _, read_write, refusal, expires_at, _ = token
     if now >= expires_at:
         return Outcome.EXPIRED
     if refusal is not None:

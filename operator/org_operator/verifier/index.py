@@ -77,7 +77,7 @@ class TokenStore:
         if known is None:
             slot = self.ledger.open(view.digest, (view.namespace, view.account, view.read_write))
         else:
-            _, _, _, _, slot, _ = known
+            _, _, _, _, slot = known
         self._digests[key] = view.digest
         self._credentials[view.digest] = self._credential(view, slot)
         self._views[view.digest] = tuple(view)
@@ -98,7 +98,7 @@ class TokenStore:
         account_key = (view.namespace, view.account)
         account_key = self._account_keys.setdefault(account_key, account_key)
         expires_at = NEVER if view.expires_at is None else view.expires_at
-        return (account_key, view.read_write, token_refusal(view), expires_at, slot, view.token_id)
+        return (account_key, view.read_write, token_refusal(view), expires_at, slot)
 
     def _drop(self, key: ObjectKey, digest: bytes) -> None:
         """Forget a digest only if it still belongs to this object (hashes are unique, but be exact)."""
@@ -108,7 +108,11 @@ class TokenStore:
 
 
 class AccountStore:
-    """Service accounts by (namespace, name), as the entries requests read."""
+    """Service accounts by (namespace, name), as the entries requests read.
+
+    An entry holds a list (its identity headers' cells), so the garbage collector tracks it: one
+    object per service account, not per token.
+    """
 
     def __init__(self) -> None:
         self._entries: dict[ObjectKey, AccountEntry] = {}

@@ -49,18 +49,18 @@ class TokenView(NamedTuple):
         return SCOPE_NAMES[self.read_write]
 
 
-Credential = tuple[ObjectKey, bool, str | None, float, int, str]
+Credential = tuple[ObjectKey, bool, str | None, float, int]
 """What a request reads of a token, stored as an exact tuple that readers unpack:
-``(account_key, read_write, refusal, expires_at, slot, token_id)``.
+``(account_key, read_write, refusal, expires_at, slot)``.
 
 ``account_key`` is its service account's (namespace, name), one tuple shared by the account's tokens;
 ``refusal`` is the answer the token gets whatever the time and its account (expired or inactive), None
 while it is active; ``expires_at`` is ``NEVER`` for a token without expiry; ``slot`` holds its cells
-in the usage ledger; ``token_id`` is its public id, for the identity headers. At 100,000 tokens each
-object a request touches is likely a cache and TLB miss, and on Python 3.11 every attribute of a
-named tuple is a generic lookup, so the request path gets only these values, precomputed, and unpacks
-them; the whole ``TokenView`` is rebuilt for the readers off that path (the write-back,
-introspection).
+in the usage ledger. At 100,000 tokens each object a request touches is likely a cache and TLB miss
+(so the token id is derived from the digest the request just computed rather than stored), and on
+Python 3.11 every attribute of a named tuple is a generic lookup, so the request path gets only these
+values, precomputed, and unpacks them; the whole ``TokenView`` is rebuilt for the readers off that
+path (the write-back, introspection).
 """
 
 AccountEntry = tuple[str | None, str, list[Any]]
