@@ -119,10 +119,10 @@ class Handlers:
         if outcome == OK and token is not None and account is not None:
             # 200 with what the proxy passes upstream about the caller (auth-response-headers and alike)
             account_key, read_write, _, _, _ = token
-            _, email, answers = account
-            shared = answers[read_write]
+            _, email, identity = account
+            shared = identity[read_write]
             if shared is None:
-                shared = answers[read_write] = identity_headers(account_key, email, read_write)
+                shared = identity[read_write] = identity_headers(account_key, email, read_write)
             response = web.Response(headers=shared)
             response.headers[_TOKEN_ID] = token_id(token_digest)
         elif outcome == Outcome.INSUFFICIENT_SCOPE:

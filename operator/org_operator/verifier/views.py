@@ -64,11 +64,12 @@ path (the write-back, introspection).
 """
 
 AccountEntry = tuple[str | None, str, list[Any]]
-"""What a request reads of a service account, as an exact tuple: ``(refusal, email, answers)``.
+"""What a request reads of a service account, as an exact tuple: ``(refusal, email, identity)``.
 
 ``refusal`` is why its tokens are refused (locked, being deleted), None while they may be used.
-``answers`` has one cell per scope (indexed by ``read_write``) where the HTTP layer keeps the identity
-headers it built for this account on first use; an update stores a new entry, so they never go stale.
+``identity`` has one cell per scope (indexed by ``read_write``) where the HTTP layer keeps the
+identity headers it built for this account on first use; an update stores a new entry, so they never
+go stale.
 """
 
 NEVER = math.inf
