@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,16 @@ def seed(api: EmulatorThread, start: int, count: int) -> list[str]:
     # collections no longer walk them (they made each page of a 100,000-object list 4 times slower).
     gc.freeze()
     return [token.plaintext for token in issued]
+
+
+def seeded_sizes(api: EmulatorThread, sizes: Iterable[int], tokens_file: Path) -> Iterator[int]:
+    """Each size in turn, once the emulator holds that many tokens (added to, never replaced) and
+    ``tokens_file`` lists their plaintexts, one per line, for the load generator."""
+    plaintexts: list[str] = []
+    for size in sizes:
+        plaintexts += seed(api, len(plaintexts), size - len(plaintexts))
+        tokens_file.write_text("\n".join(plaintexts) + "\n")
+        yield size
 
 
 def _seed_on_loop(api: KubernetesEmulator, start: int, issued: list[tokens.IssuedToken]) -> None:

@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from verifier_common import cpu_seconds, emulator, pin, seed, verifier
+from verifier_common import cpu_seconds, emulator, pin, seeded_sizes, verifier
 from verifier_throughput import LAST_USED_WINDOW, LIST_PAGE_SIZE, SIZES, TARGET_RATIO, load, start_hello
 
 CONNECTIONS = 32
@@ -79,13 +79,10 @@ def main() -> None:
         "server_cpus": sorted(server_cpus),
         "sizes": {},
     }
-    plaintexts: list[str] = []
     try:
         with emulator() as api, tempfile.TemporaryDirectory() as scratch:
             tokens_file = Path(scratch) / "tokens.txt"
-            for size in args.sizes:
-                plaintexts += seed(api, len(plaintexts), size - len(plaintexts))
-                tokens_file.write_text("\n".join(plaintexts) + "\n")
+            for size in seeded_sizes(api, args.sizes, tokens_file):
                 with verifier(
                     api.url,
                     ORG_OPERATOR_VERIFIER_LIST_PAGE_SIZE=LIST_PAGE_SIZE,

@@ -48,7 +48,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from verifier_common import cpu_seconds, emulator, free_port, memory_mb, percentile, pin, seed, verifier
+from verifier_common import cpu_seconds, emulator, free_port, memory_mb, percentile, pin, seeded_sizes, verifier
 
 SIZES = (10, 10_000, 100_000)
 LIST_PAGE_SIZE = "500"
@@ -266,13 +266,10 @@ def main() -> None:
     hellos = [start_hello() for _ in range(args.processes)]
     for process, _ in hellos:
         pin(process.pid, server_cpus)
-    plaintexts: list[str] = []
     try:
         with emulator() as api, tempfile.TemporaryDirectory() as scratch:
             tokens_file = Path(scratch) / "tokens.txt"
-            for size in args.sizes:
-                plaintexts += seed(api, len(plaintexts), size - len(plaintexts))
-                tokens_file.write_text("\n".join(plaintexts) + "\n")
+            for size in seeded_sizes(api, args.sizes, tokens_file):
                 with contextlib.ExitStack() as stack:
                     verifiers = [
                         stack.enter_context(
