@@ -58,7 +58,7 @@ def bearer(authorization: str | None) -> str:
     return authorization[7:].strip()
 
 
-def identity_headers(account_key: ObjectKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
+def _identity_headers(account_key: ObjectKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
     """The identity headers all tokens of one service account and scope share: built once per account
     and scope, and kept in the account's entry (a response copies them)."""
     namespace, account = account_key
@@ -122,7 +122,7 @@ class Handlers:
             _, email, identity = account
             shared = identity[read_write]
             if shared is None:
-                shared = identity[read_write] = identity_headers(account_key, email, read_write)
+                shared = identity[read_write] = _identity_headers(account_key, email, read_write)
             response = web.Response(headers=shared)
             response.headers[_TOKEN_ID] = token_id(token_digest)
         elif outcome == Outcome.INSUFFICIENT_SCOPE:
