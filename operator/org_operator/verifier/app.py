@@ -143,7 +143,7 @@ class Handlers:
             self._metrics.record(INTROSPECT, Outcome.MALFORMED, NO_TOKEN, time.perf_counter() - started)
             return web.json_response({"error": "invalid_request"}, status=400, headers=_NO_STORE)
         outcome, token_digest, token, account = self._check(candidate, None, _INTROSPECT_COLUMN)
-        view = self._tokens.get(token_digest) if outcome == Outcome.OK else None
+        view = self._tokens.get(token_digest) if outcome == OK else None
         if view is not None and account is not None:
             answer = introspection(view, account)
         else:
