@@ -1,5 +1,6 @@
 """Restart with 10,000 existing objects: how long until the operator has looked at every one, and how
-many Kubernetes writes that costs (target: 0 writes, ready in ≤ 30 s).
+many Kubernetes writes that costs (target: 0 writes, ready in ≤ 30 s; the Lease's own writes are
+reported apart).
 
 1,000 OrgServiceAccounts and 9,000 OrgApiTokens are applied and issued by a first operator, which is
 then stopped. A second operator starts against the same emulated API (its own process); "ready" is
@@ -55,9 +56,12 @@ async def scenario(url: str) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
             ready_seconds = time.monotonic() - started
             await asyncio.sleep(3.0)  # anything the restart would write lands now
-            writes = int((await http.list("/_emulator/writes"))["count"])
+            log: list[dict[str, Any]] = (await http.list("/_emulator/requests"))  # type: ignore[assignment]
+    writes = [r for r in log if r["verb"] in ("create", "update", "patch", "delete") and r.get("resource")]
+    leases = [r for r in writes if r["resource"] == "leases"]  # taking the Lease and renewing it: not per object
     return {"objects": objects, "secrets": ACCOUNTS * TOKENS_PER_ACCOUNT,
-            "restart_ready_seconds": round(ready_seconds, 2), "restart_kubernetes_writes": writes}
+            "restart_ready_seconds": round(ready_seconds, 2), "restart_kubernetes_writes": len(writes) - len(leases),
+            "lease_writes": len(leases)}
 
 
 async def main() -> dict[str, Any]:

@@ -46,8 +46,8 @@ def main() -> None:
 @main.command()
 @click.option("-n", "--namespace", "namespaces", multiple=True, help="Serve only these namespaces (repeatable).")
 @click.option("-A", "--all-namespaces", "clusterwide", is_flag=True, help="Serve all namespaces (the default).")
-@click.option("--standalone", is_flag=True, help="Do not coordinate with other replicas (no peering).")
-@click.option("--priority", type=int, default=0, help="Peering priority; the highest running replica is active.")
+@click.option("--standalone", is_flag=True,
+              help="No leader election: act at once, without the Lease. Only ever with a single replica.")
 @click.option("--liveness", "liveness_endpoint", default=None, help="e.g. http://0.0.0.0:8081/healthz")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
 @click.option("-v", "--verbose", is_flag=True)
@@ -55,7 +55,6 @@ def run(
     namespaces: tuple[str, ...],
     clusterwide: bool,
     standalone: bool,
-    priority: int,
     liveness_endpoint: str | None,
     metrics_port: int | None,
     verbose: bool,
@@ -66,14 +65,14 @@ def run(
     if namespaces and clusterwide:
         raise click.UsageError("use either -n/--namespace or -A/--all-namespaces")
     settings = _settings()
+    if standalone:
+        settings.leader_election = False
     _logging(verbose)
     asyncio.run(
         run_operator(
             settings,
             namespaces=namespaces,
             clusterwide=clusterwide,
-            standalone=standalone,
-            priority=priority,
             liveness_endpoint=liveness_endpoint,
             metrics_port=metrics_port,
         )

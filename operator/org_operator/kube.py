@@ -47,6 +47,10 @@ class Invalid(KubeError):
     pass
 
 
+class NotLeading(Exception):
+    """A write refused before it was sent: this replica does not hold the leader Lease (any more)."""
+
+
 def path(
     plural: str,
     namespace: str | None = None,
@@ -121,6 +125,9 @@ class Kube:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._user_agent = user_agent
+        self.may_write: Callable[[], bool] | None = None
+        """When set, every write first asks it, and raises ``NotLeading`` on False: the fence that keeps a
+        replica that lost (or never held) the Lease from writing, even right after a freeze."""
         self._authorization = authorization
         self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
@@ -187,6 +194,8 @@ class Kube:
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        if method != "GET" and self.may_write is not None and not self.may_write():
+            raise NotLeading(f"{method} {url} refused: this replica is not the leader")
         data = None if body is None else json.dumps(body).encode()
         async with self.session.request(
             method,
@@ -212,6 +221,10 @@ class Kube:
 
     async def create(self, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self._request("POST", url, body=body)
+
+    async def replace(self, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT: the whole object, guarded by the resourceVersion it carries."""
+        return await self._request("PUT", url, body=body)
 
     async def patch(
         self, url: str, body: Any, *, content_type: str = MERGE_PATCH

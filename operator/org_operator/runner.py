@@ -9,8 +9,8 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from .handlers.wiring import PEERING_NAME, build_registry
-from .kube import Kube
+from .handlers.wiring import build_registry
+from .kube import USER_AGENT, Kube
 from .metrics import register_token_health
 from .runtime.controller import Controller
 from .settings import OperatorSettings
@@ -23,7 +23,8 @@ def build(
     namespaces: Collection[str] = (),
 ) -> tuple[Controller, kopf.OperatorRegistry]:
     """The controller and its kopf registry; ``identity_hooks`` are httpx event hooks on Authentik calls."""
-    controller = Controller(settings, Kube.from_config, identity_hooks, namespaces)
+    user_agent = f"{USER_AGENT}/{settings.instance}"  # tells the replicas apart in the apiserver's audit log
+    controller = Controller(settings, lambda: Kube.from_config(user_agent=user_agent), identity_hooks, namespaces)
     return controller, build_registry(controller, tune)
 
 
@@ -32,8 +33,6 @@ async def run_operator(
     *,
     namespaces: Collection[str] = (),
     clusterwide: bool = False,
-    standalone: bool = False,
-    priority: int = 0,
     liveness_endpoint: str | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
@@ -48,9 +47,7 @@ async def run_operator(
         registry=registry,
         namespaces=namespaces,
         clusterwide=clusterwide or not namespaces,
-        standalone=standalone,
-        peering_name=None if standalone else PEERING_NAME,  # wait for peers before serving anything
-        priority=priority,
+        standalone=True,  # kopf only watches; the controller's Lease decides who acts (runtime/leader.py)
         liveness_endpoint=liveness_endpoint,
         stop_flag=stop_flag,
         ready_flag=ready_flag,

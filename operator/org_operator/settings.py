@@ -37,6 +37,23 @@ class OperatorSettings(BaseSettings):
     authentik_recovery_email_variant: RecoveryEmailVariant = "auto"
     resync_interval: float = Field(default=600.0, gt=0, description="Seconds between drift resyncs with Authentik.")
 
+    leader_election: bool = Field(
+        default=True, description="Act only while holding the Lease; off (--standalone) only for a single replica."
+    )
+    lease_name: str = Field(default="org-operator", description="The coordination.k8s.io Lease the replicas share.")
+    lease_namespace: str | None = Field(
+        default=None, description="The Lease's namespace; default: the pod's own, else 'default'."
+    )
+    lease_duration: float = Field(default=15.0, gt=0, description="Seconds a standby waits on a silent leader.")
+    lease_renew_deadline: float = Field(default=10.0, gt=0, description="Seconds a leader may fail to renew.")
+    lease_retry_period: float = Field(default=2.0, gt=0, description="Seconds between renewals and attempts.")
+
+    @model_validator(mode="after")
+    def _lease_timings_are_ordered(self) -> OperatorSettings:
+        if not self.lease_retry_period < self.lease_renew_deadline < self.lease_duration:
+            raise ValueError("LEASE_RETRY_PERIOD < LEASE_RENEW_DEADLINE < LEASE_DURATION must hold")
+        return self
+
     @model_validator(mode="after")
     def _token_file_is_readable(self) -> OperatorSettings:
         if self.authentik_token_file is not None:
@@ -63,6 +80,7 @@ class OperatorSettings(BaseSettings):
             public_host=self.authentik_public_host,
             email_stage=self.authentik_email_stage,
             user_type=self.authentik_user_type,
+            user_agent=f"org-operator/{self.instance}",
             concurrency=self.authentik_concurrency,
             timeout_seconds=self.authentik_timeout,
             recovery_email_variant=self.authentik_recovery_email_variant,

@@ -4,8 +4,8 @@ nothing is granted that they never call.
 The emulator logs each request with its RBAC verb and User-Agent. The operator (kopf, and our own
 client) and the verifier run a session that walks every path of their code that talks to the API:
 issue, read back an existing Secret, re-issue, use, revoke, deactivate, expire, managed users with their
-finalizer, peering; kopf scans CRDs as it does in production. The calls are then compared with the
-ClusterRoles in manifests/base.
+finalizer, the leader-election Lease; kopf scans CRDs as it does in production. The calls are then
+compared with the Roles and ClusterRoles in manifests/base.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ MANIFESTS = Path(__file__).parents[2] / "manifests" / "base"
 Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 
 
-def granted(manifest: str) -> set[Permission]:
-    role = next(doc for doc in yaml.safe_load_all((MANIFESTS / manifest).read_text()) if doc["kind"] == "ClusterRole")
-    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+def granted(*manifests: str) -> set[Permission]:
+    roles = [doc for manifest in manifests for doc in yaml.safe_load_all((MANIFESTS / manifest).read_text())
+             if doc["kind"] in ("ClusterRole", "Role")]
+    return {(group, resource, verb) for role in roles for rule in role["rules"] for group in rule["apiGroups"]
             for resource in rule["resources"] for verb in rule["verbs"]}
 
 
@@ -46,7 +47,7 @@ def used(cluster: Cluster, component: str) -> set[Permission]:
     """The calls of one component, told apart by User-Agent (the operator's include kopf's own)."""
     def made_by(agent: str) -> bool:
         return agent == VERIFIER_USER_AGENT if component == "verifier" else (
-            agent == USER_AGENT or agent.startswith("kopf/"))
+            agent == USER_AGENT or agent.startswith((f"{USER_AGENT}/", "kopf/")))
 
     return {(r.group or "", str(r.rbac_resource), r.verb) for r in cluster.api.log.records
             if r.resource is not None and made_by(r.user_agent)}
@@ -84,10 +85,8 @@ class VerifierThread:
 
 @pytest.fixture
 def evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    with EmulatorThread(crds=CRDS, kopf_peering=True) as api, httpx.Client(base_url=api.url) as http:
+    with EmulatorThread(crds=CRDS) as api, httpx.Client(base_url=api.url) as http:
         api.seed_namespace(NAMESPACE, {constants.PLAN_LABEL: constants.PLAN_ENTERPRISE})
-        peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "org-operator"}}
-        assert http.post("/apis/kopf.dev/v1/clusterkopfpeerings", json=peering).status_code == 201
         monkeypatch.setenv("KUBECONFIG", str(api.write_kubeconfig(tmp_path / "kubeconfig")))
         yield Cluster(api, http)
 
@@ -130,14 +129,15 @@ def test_roles_grant_exactly_what_the_code_calls(evidence: Cluster) -> None:
         authentik.store.set_recovery_flow("default-recovery-flow", domain="auth.acme.example")
         settings = OperatorSettings(authentik_url=authentik.url, authentik_token="rbac-token",  # type: ignore[arg-type]
                                     authentik_public_host="auth.acme.example", account_status_delay=0.2)
-        _, registry = build(settings, tune=lambda s: setattr(s.peering, "lifetime", 5))
-        runner = kopf.testing.KopfRunner(["run", "-A", "--priority", "10"], registry=registry)
+        _, registry = build(settings)
+        runner = kopf.testing.KopfRunner(["run", "-A", "--standalone"], registry=registry)  # as run_operator does
         with runner, VerifierThread() as verifier:
             session(cluster, authentik, verifier.url)
 
     operator_calls, verifier_calls = used(cluster, "operator"), used(cluster, "verifier")
-    assert operator_calls - granted("rbac-operator.yaml") == set(), "operator calls that its Role does not grant"
-    assert granted("rbac-operator.yaml") - operator_calls == set(), "operator grants that no code uses"
+    operator_grants = granted("rbac-operator.yaml", "rbac-leader-election.yaml")
+    assert operator_calls - operator_grants == set(), "operator calls that its Roles do not grant"
+    assert operator_grants - operator_calls == set(), "operator grants that no code uses"
     assert verifier_calls - granted("rbac-verifier.yaml") == set(), "verifier calls that its Role does not grant"
     assert granted("rbac-verifier.yaml") - verifier_calls == set(), "verifier grants that no code uses"
 
@@ -153,7 +153,7 @@ def test_the_operator_never_writes_spec(evidence: Cluster) -> None:
         with kopf.testing.KopfRunner(["run", "-A", "--standalone"], registry=registry), VerifierThread() as verifier:
             session(cluster, authentik, verifier.url)
     ours = [r for r in cluster.api.log.records if r.is_write and r.group == constants.GROUP
-            and (r.user_agent == USER_AGENT or r.user_agent.startswith("kopf/"))]
+            and (r.user_agent == USER_AGENT or r.user_agent.startswith((f"{USER_AGENT}/", "kopf/")))]
     assert {(r.resource, r.subresource) for r in ours if r.subresource != "status"} <= {
         (constants.MANAGED_USERS, None)}  # the finalizer
     tokens = cluster.http.get(cluster.url(constants.API_TOKENS)).json()["items"]

@@ -17,12 +17,12 @@ KUBERNETES_VERSION = "1.32.0"
 THIRD_PARTY_GROUPS = {"monitoring.coreos.com", "argoproj.io", "traefik.io"}
 # Files in the tree that hold YAML but no Kubernetes object.
 NOT_KUBERNETES = {"examples/verifier/envoy-ext-authz.yaml"}
-CRD_FILES = [*sorted((REPO / "crds").glob("org*.yaml")), REPO / "manifests" / "base" / "kopf-peering-crds.yaml"]
+CRD_FILES = sorted((REPO / "crds").glob("org*.yaml"))
 
 
 @cache
 def crd_schemas() -> dict[tuple[str, str, str], dict[str, Any]]:
-    """openAPIV3Schema by (group, version, kind), for our CRDs and kopf's peering CRDs."""
+    """openAPIV3Schema by (group, version, kind), for our CRDs."""
     schemas = {}
     for path in CRD_FILES:
         for crd in load_documents(path):

@@ -64,23 +64,22 @@ def test_crds_come_from_crds_directory_only() -> None:
     crds = {doc["metadata"]["name"] for doc in rendered("manifests/base") if doc["kind"] == "CustomResourceDefinition"}
     assert crds == {
         "orgserviceaccounts.org.alien.club", "orgmanagedusers.org.alien.club", "orgapitokens.org.alien.club",
-        "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev",
     }
 
 
-def test_base_runs_two_peered_operators_and_two_verifiers() -> None:
+def test_base_runs_two_lease_sharing_operators_and_two_verifiers() -> None:
     base = workloads("manifests/base")
     operator, verifier = base["org-operator"], base["org-operator-verifier"]
     assert operator["spec"]["replicas"] == verifier["spec"]["replicas"] == 2
     container = operator["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["run", "-A"] and "--standalone" not in container["args"]
-    # kopf freezes every replica that shares the highest priority: each pod's priority is its own ordinal.
-    assert operator["kind"] == "StatefulSet"
-    assert "--priority=$(PEERING_PRIORITY)" in container["args"]
-    priority = next(env for env in container["env"] if env["name"] == "PEERING_PRIORITY")
-    assert priority["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}
-    peerings = [doc["metadata"]["name"] for doc in rendered("manifests/base") if doc["kind"] == "ClusterKopfPeering"]
-    assert peerings == ["org-operator"]  # the name the operator's kopf wiring sets (settings.peering.name)
+    assert operator["kind"] == "Deployment"
+    documents = rendered("manifests/base")
+    # One apply on a fresh cluster: nothing of a kind whose CRD the same bundle would have to create first.
+    custom_kinds = {doc["spec"]["names"]["kind"] for doc in documents if doc["kind"] == "CustomResourceDefinition"}
+    assert [doc["kind"] for doc in documents if doc["kind"] in custom_kinds] == []
+    role = next(doc for doc in documents if doc["kind"] == "Role" and doc["metadata"]["name"].endswith("election"))
+    assert role["metadata"]["namespace"] == operator["metadata"]["namespace"]  # the Lease lives in the pods' own
 
 
 def test_kind_overlay_runs_the_local_image_once() -> None:

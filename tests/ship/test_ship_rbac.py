@@ -41,3 +41,14 @@ def test_every_rule_says_why(filename: str) -> None:
     assert len(rule_starts) == len(load_documents(BASE / filename)[0]["rules"])
     for index in rule_starts:
         assert lines[index - 1].startswith("# why: "), lines[index]
+
+
+def test_leader_election_is_one_namespaced_role_on_leases() -> None:
+    """The Lease lives in the operator's own namespace: no cluster-wide grant on leases."""
+    role, binding = load_documents(BASE / "rbac-leader-election.yaml")
+    assert (role["kind"], role["metadata"]["namespace"]) == ("Role", "org-operator")
+    assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                              "verbs": ["get", "create", "update"]}]
+    assert (BASE / "rbac-leader-election.yaml").read_text().count("# why:") == 1
+    assert binding["kind"] == "RoleBinding" and binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "org-operator", "namespace": "org-operator"}]

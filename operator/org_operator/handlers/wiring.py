@@ -20,7 +20,6 @@ from . import api_tokens, managed_users, service_accounts
 
 GROUP, VERSION = constants.GROUP, constants.VERSION
 SA, MU, TOKENS = constants.SERVICE_ACCOUNTS, constants.MANAGED_USERS, constants.API_TOKENS
-PEERING_NAME = "org-operator"
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
@@ -31,7 +30,7 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
         prefix=constants.KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.posting.enabled = False  # we post our own Events, deliberately and countably
-    settings.peering.name = PEERING_NAME
+    settings.peering.standalone = True  # who acts is decided by our Lease (runtime/leader.py), not kopf peering
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 

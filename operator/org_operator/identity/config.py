@@ -26,6 +26,7 @@ class AuthentikConfig(BaseModel):
         description="Email stage that sends recovery mails, by uuid or name; unset: the only one there is.",
     )
     user_type: Literal["internal", "external"] = "internal"
+    user_agent: str = Field(default="org-operator", description="Tells the operator's replicas apart in logs.")
     concurrency: int = Field(default=8, ge=1, description="Requests in flight at most.")
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=4, ge=0, description="Retries after the first attempt.")

@@ -42,7 +42,7 @@ class Transport:
     """The HTTP side of `AuthentikClient`, kept apart so that the client reads as Authentik calls."""
 
     def __init__(self, config: AuthentikConfig, *, event_hooks: EventHooks | None = None) -> None:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": config.user_agent}
         if config.public_host:
             headers |= {"Host": config.public_host, "X-Forwarded-Proto": "https"}
         self._http = httpx.AsyncClient(

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from random import Random
 from typing import Any
 
+import httpx
+
 from ..api import constants
 from ..decisions.managed_users import changes_for, organization_path
 from ..identity import AuthentikClient, AuthentikError, Group
-from ..kube import Kube, core_path, path
+from ..kube import Kube, NotLeading, core_path, path
 from ..metrics import RECONCILE_ERRORS, RECONCILES
 from ..settings import OperatorSettings
 from .cluster import ClusterState, Key
 from .events import EventRecorder
+from .leader import LeaderElector, LeaseConfig, default_namespace
 from .queue import Requeue, WorkQueue
 
 logger = logging.getLogger(__name__)
@@ -33,6 +37,18 @@ def read_model(namespaces: Collection[str]) -> list[tuple[str, str, dict[str, st
         (plural, path(plural, namespace), {}) for plural in
         (constants.SERVICE_ACCOUNTS, constants.MANAGED_USERS, constants.API_TOKENS) for namespace in scopes
     ] + [("secrets", core_path("secrets", namespace), ours) for namespace in scopes]
+
+
+def lease_config(settings: OperatorSettings) -> LeaseConfig:
+    """The Lease campaign's settings; the identity is unique per process, like client-go's hostname_uuid."""
+    return LeaseConfig(
+        name=settings.lease_name,
+        namespace=settings.lease_namespace or default_namespace(),
+        identity=f"{settings.instance}_{secrets.token_hex(4)}",
+        lease_duration=settings.lease_duration,
+        renew_deadline=settings.lease_renew_deadline,
+        retry_period=settings.lease_retry_period,
+    )
 
 
 class Controller:
@@ -57,6 +73,11 @@ class Controller:
         self.identity_failures: dict[Key, int] = {}
         self._groups: dict[str, Group] = {}
         self._background: list[asyncio.Task[None]] = []
+        self.leading = False
+        self._elector: LeaderElector | None = None
+        self._lease_kube: Kube | None = None
+        self._campaign: asyncio.Task[None] | None = None
+        self._term: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, for callers in other threads
 
     def register(self, plural: str, reconciler: Reconciler) -> None:
@@ -72,33 +93,90 @@ class Controller:
         assert self._events is not None, "controller not started"
         return self._events
 
+    @property
+    def leader(self) -> LeaderElector | None:
+        """The Lease campaign, or None when leader election is off (a single standalone replica)."""
+        return self._elector
+
     async def start(self) -> None:
-        """Prime the read model with one list of each kind, then start reconciling."""
+        """Campaign for the Lease; all work (queue, timers, resync, Events, Authentik) runs only while leading.
+
+        kopf keeps feeding the read model on every replica, so a standby is warm; it acts only after it
+        leads, and re-lists everything first.
+        """
         self.loop = asyncio.get_running_loop()
         self._kube = self._kube_factory()
-        self.state.prime({plural: await self._list_all(url, params)
-                          for plural, url, params in read_model(self.namespaces)})
-        self._events = EventRecorder(self._kube, self.settings.instance)
-        self._events.start()
+        self._kube.may_write = self.may_write
         authentik = self.settings.authentik()
         if authentik is not None:
-            self.identity = AuthentikClient(authentik, event_hooks=self._identity_hooks)  # type: ignore[arg-type]
-            self._background.append(asyncio.create_task(self._check_identity(), name="authentik-check"))
-            self._background.append(asyncio.create_task(self._resync_forever(), name="authentik-resync"))
-        self.queue.start()
+            hooks = {**(self._identity_hooks or {})}
+            hooks["request"] = [self._fence_identity_write, *hooks.get("request", [])]
+            self.identity = AuthentikClient(authentik, event_hooks=hooks)
+        if not self.settings.leader_election:
+            await self._lead()
+            await self._term  # type: ignore[misc]  # standalone: ready before kopf starts watching
+            return
+        self._lease_kube = self._kube_factory()  # unfenced: campaigning is the one write a standby makes
+        self._elector = LeaderElector(self._lease_kube, lease_config(self.settings), self._lead, self._follow)
+        self._campaign = asyncio.create_task(self._elector.run(), name="leader-election")
 
     async def stop(self) -> None:
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        await self.queue.stop()
+        if self._campaign is not None:
+            self._campaign.cancel()  # stops the term, then releases the Lease
+            await asyncio.gather(self._campaign, return_exceptions=True)
+        else:
+            await self._follow()
         if self.identity is not None:
             await self.identity.aclose()
+        for kube in (self._kube, self._lease_kube):
+            if kube is not None:
+                await kube.aclose()
+
+    def may_write(self) -> bool:
+        """The write fence: True only while this replica leads (always, when leader election is off)."""
+        return self._elector is None or self._elector.is_leading()
+
+    async def _fence_identity_write(self, request: httpx.Request) -> None:
+        if request.method != "GET" and not self.may_write():
+            raise NotLeading(f"{request.method} {request.url.path} refused: this replica is not the leader")
+
+    async def _lead(self) -> None:
+        """Won the Lease: start a term in the background (the campaign keeps renewing meanwhile)."""
+        self._term = asyncio.create_task(self._serve_term(), name="leader-term")
+
+    async def _serve_term(self) -> None:
+        """Re-list everything, then reconcile every object and start the timers, until cancelled."""
+        self.queue = WorkQueue(self._reconcile, workers=self.settings.workers)
+        self._events = EventRecorder(self.kube, self.settings.instance)
+        await self.relist()
+        self.leading = True
+        self._events.start()
+        self.queue.start()
+        if self.identity is not None:
+            self._background.append(asyncio.create_task(self._check_identity(), name="authentik-check"))
+            self._background.append(asyncio.create_task(self._resync_forever(), name="authentik-resync"))
+        for plural in self._reconcilers:
+            for key in self.state.all_keys(plural):
+                self.enqueue(plural, key)
+
+    async def _follow(self) -> None:
+        """Lost the Lease (or stopping): stop all work at once; nothing queued survives the term."""
+        self.leading = False
+        tasks = [task for task in (self._term, *self._background) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._term, self._background = None, []
+        await self.queue.stop()
         if self._events is not None:
-            await self._events.flush()
+            if self.may_write():  # a clean stop while leading: post what is queued
+                await asyncio.wait_for(self._events.flush(), timeout=5)
             await self._events.stop()
-        if self._kube is not None:
-            await self._kube.aclose()
+
+    async def relist(self) -> None:
+        """List every kind and load the read model from it."""
+        self.state.prime({plural: await self._list_all(url, params)
+                          for plural, url, params in read_model(self.namespaces)})
 
     async def _list_all(self, url: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -110,10 +188,14 @@ class Controller:
         return items
 
     def enqueue(self, plural: str, key: Key, delay: float = 0.0) -> None:
-        self.queue.add_after((plural, *key), delay)
+        """Queue a reconcile; dropped while not leading (a new term reconciles everything anyway)."""
+        if self.leading:
+            self.queue.add_after((plural, *key), delay)
 
     def enqueue_quietly(self, plural: str, key: Key) -> None:
         """Queue a reconcile of derived state once the changes feeding it have quietened down."""
+        if not self.leading:
+            return
         delay = self.settings.account_status_delay
         self.queue.debounce((plural, *key), quiet=delay, max_wait=30 * delay)
 

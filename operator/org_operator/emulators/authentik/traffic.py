@@ -37,6 +37,7 @@ class RecordedRequest:
     status: int | None
     started_at: float
     duration: float
+    user_agent: str = ""
 
 
 @dataclass
@@ -194,6 +195,7 @@ class Instrumentation:
                     status,
                     started,
                     time.monotonic() - started,
+                    _header(scope, b"user-agent"),
                 )
             )
 
@@ -267,7 +269,11 @@ def _decode(body: bytes) -> Any:
 
 
 def _host(scope: Scope) -> str:
-    return next((v.decode() for k, v in scope["headers"] if k == b"host"), "")
+    return _header(scope, b"host")
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    return next((v.decode() for k, v in scope["headers"] if k == name), "")
 
 
 async def _respond(send: Send, status: int, content_type: bytes, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:

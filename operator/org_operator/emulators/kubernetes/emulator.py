@@ -16,6 +16,7 @@ import contextlib
 import copy
 import json
 import pathlib
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Final
 
@@ -169,6 +170,8 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
         except BaseException:
             record.status = 500
             raise
+        finally:
+            record.answered = time.monotonic()
         record.status = response.status
         return response
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 WRITE_VERBS: Final = frozenset({"create", "update", "patch", "delete", "deletecollection"})
@@ -25,6 +26,8 @@ class RequestRecord:
     subresource: str | None = None
     status: int | None = None  # the HTTP status answered (watches: once the stream ends)
     user_agent: str = ""  # tells the clients apart, e.g. the operator's calls from a test's own
+    arrived: float = field(default_factory=time.monotonic)  # when the request came in, and when it was answered:
+    answered: float | None = None  # tests order requests of several clients by them (e.g. against a Lease's holder)
 
     @property
     def is_write(self) -> bool:
