@@ -17,8 +17,11 @@ product's, over an index of ``--tokens`` tokens (100 per service account, read-o
 scope check runs too), cycling through them; hello is ``web.Response(text="hello")``, as in the
 throughput bench.
 
+With ``--bound`` each token records the uid and lock epoch of its service account (issue 15's
+``serviceAccountUid`` / ``serviceAccountEpoch``), as the operator writes them; without, neither.
+
 Needs valgrind (``apt-get install valgrind``). Usage:
-    python bench/verifier_instructions.py [--tokens 10] [--calls 20000]
+    python bench/verifier_instructions.py [--tokens 10] [--calls 20000] [--bound]
 The last output line is one JSON object with the figures.
 """
 
@@ -53,17 +56,23 @@ async def hello(request: web.Request) -> web.Response:
     return web.Response(text="hello")
 
 
-def auth_handler(count: int) -> tuple[Handler, list[web.Request]]:
+def auth_handler(count: int, bound: bool = False) -> tuple[Handler, list[web.Request]]:
     """The product's /auth handler over ``count`` indexed tokens, and one request per token."""
     index = TokenIndex()
     requests = []
     for number in range(count):
         account = f"bot-{number // TOKENS_PER_ACCOUNT}"
+        uid = f"00000000-0000-4000-8000-{number // TOKENS_PER_ACCOUNT:012d}"
         if number % TOKENS_PER_ACCOUNT == 0:
-            index.accounts.apply(_body("OrgServiceAccount", account, {"email": f"{account}@example.com"}))
+            body = _body("OrgServiceAccount", account, {"email": f"{account}@example.com"})
+            body["metadata"]["uid"] = uid
+            body["status"] = {"phase": "Active", "lockEpoch": 1}
+            index.accounts.apply(body)
         issued = tokens.generate()
         token = _body("OrgApiToken", f"token-{number}", {"serviceAccountName": account, "scope": "read-only"})
         token["status"] = {"phase": "Active", "tokenHash": issued.hash, "tokenId": issued.token_id}
+        if bound:
+            token["status"] |= {"serviceAccountUid": uid, "serviceAccountEpoch": 1}
         index.tokens.apply(token)
         requests.append(_request(issued.plaintext))
     handlers = Handlers(index, Metrics(index, lambda: True), introspection_token=None, ready=lambda: True)
@@ -89,8 +98,8 @@ def call(handler: Handler, request: web.Request) -> web.StreamResponse:
     raise RuntimeError("the handler waited")
 
 
-def child(kind: str, count: int, calls: int) -> None:
-    handler, requests = auth_handler(count)
+def child(kind: str, count: int, calls: int, bound: bool) -> None:
+    handler, requests = auth_handler(count, bound)
     if kind == "hello":
         handler = hello
     for request in requests:  # every token once, so each is in its steady state
@@ -99,7 +108,7 @@ def child(kind: str, count: int, calls: int) -> None:
         call(handler, requests[number % len(requests)])
 
 
-def instructions(kind: str, count: int, calls: int) -> int:
+def instructions(kind: str, count: int, calls: int, bound: bool = False) -> int:
     """Instructions the child executes for ``calls`` calls, beyond what it executes for none."""
     totals = []
     for measured in (calls, 0):
@@ -116,6 +125,7 @@ def instructions(kind: str, count: int, calls: int) -> int:
                 str(count),
                 "--calls",
                 str(measured),
+                *(["--bound"] if bound else []),
             ],
             capture_output=True,
             text=True,
@@ -133,18 +143,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=10)
     parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--bound", action="store_true", help="tokens record their account's uid and epoch")
     parser.add_argument("--child", choices=("hello", "auth"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.tokens, args.calls)
+        child(args.child, args.tokens, args.calls, args.bound)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind")
-    per_call = {kind: instructions(kind, args.tokens, args.calls) / args.calls for kind in ("hello", "auth")}
+    per_call = {
+        kind: instructions(kind, args.tokens, args.calls, args.bound) / args.calls for kind in ("hello", "auth")
+    }
     figures = {
         "bench": "verifier_instructions",
         "tokens": args.tokens,
         "calls": args.calls,
+        "bound": args.bound,
         "hello_instructions_per_call": round(per_call["hello"]),
         "auth_instructions_per_call": round(per_call["auth"]),
         "auth_extra_instructions_per_call": round(per_call["auth"] - per_call["hello"]),

@@ -321,3 +321,21 @@ async def test_a_miss_is_counted_as_unknown_only_with_a_valid_checksum(served: S
     samples = await scrape(served)
     assert samples[requests("", "", "", "unknown")] == 1
     assert samples[requests("", "", "", "malformed")] == 2
+
+
+async def test_bound_tokens_are_answered_and_counted_by_their_binding(served: Served) -> None:
+    """Issue 15: the served account (uid-bot) is locked once (lock epoch 1); headers and introspection
+    work for a token bound to it now, the others are 401 under the reason that refused them."""
+    recreated = served.add(account_uid="uid-of-a-deleted-bot", account_epoch=0)
+    served.verifier.index.accounts.apply(account_body(lock_epoch=1))
+    locked_since = served.add(account_uid="uid-bot", account_epoch=0)
+    current = served.add(account_uid="uid-bot", account_epoch=1)
+    response = await served.http.get("/auth", headers=bearer(current.plaintext))
+    assert response.status_code == 200 and response.headers["X-Org-Service-Account"] == "bot"
+    answer = (await introspect(served, current.plaintext)).json()
+    assert answer["active"] is True and answer["client_id"] == f"{NAMESPACE}/bot"
+    for refused in (recreated, locked_since):
+        assert (await served.http.get("/auth", headers=bearer(refused.plaintext))).status_code == 401
+    samples = await scrape(served)
+    assert samples[requests("bot", recreated.token_id, "api-key", "no_service_account")] == 1
+    assert samples[requests("bot", locked_since.token_id, "api-key", "locked")] == 1

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from verifier_support import eventually, rfc3339
 
@@ -56,8 +57,10 @@ class Org:
         *,
         scope: str = "read-only",
         expires_at: float | None = None,
+        binding: dict[str, Any] | None = None,
     ) -> tokens.IssuedToken:
-        """Create an OrgApiToken and write its status as the operator does when it issues one."""
+        """Create an OrgApiToken and write its status as the operator does when it issues one
+        (``binding``: the serviceAccountUid / serviceAccountEpoch it records, if any)."""
         issued = tokens.generate()
         body = {"apiVersion": API_VERSION, "kind": "OrgApiToken", "metadata": {"name": name}}
         body["spec"] = {"serviceAccountName": account, "scope": scope, "expiry": "Never"}
@@ -70,8 +73,16 @@ class Org:
         }
         if expires_at is not None:
             status["expiresAt"] = rfc3339(expires_at)
+        status |= binding or {}
         await self.kube.patch(path(API_TOKENS, NAMESPACE, name, "status"), {"status": status})
         return issued
+
+    async def binding(self, account: str = "pipeline") -> dict[str, Any]:
+        """What the operator records on a token it issues now for ``account``: its uid and lock epoch."""
+        body = await self.kube.get(path(SERVICE_ACCOUNTS, NAMESPACE, account))
+        assert body is not None
+        epoch = (body.get("status") or {}).get("lockEpoch", 0)
+        return {"serviceAccountUid": body["metadata"]["uid"], "serviceAccountEpoch": epoch}
 
     async def token_status(self, name: str) -> dict[str, Any]:
         body = await self.kube.get(path(API_TOKENS, NAMESPACE, name))
@@ -385,3 +396,85 @@ async def _until_ready(http: httpx.AsyncClient, process: asyncio.subprocess.Proc
                 return
         await asyncio.sleep(0.05)
     raise AssertionError("the verifier did not get ready")
+
+
+def crds_with_binding_fields() -> list[dict[str, Any]]:
+    """The CRDs with issue 15's status fields (DESIGN.md), so the emulator does not prune them.
+
+    ``setdefault``: a no-op once crds/ declares them itself.
+    """
+    integer = {"type": "integer", "minimum": 0}
+    added = {
+        "OrgServiceAccount": {"lockEpoch": integer},
+        "OrgApiToken": {"serviceAccountUid": {"type": "string"}, "serviceAccountEpoch": integer},
+    }
+    crds = []
+    for source in CRDS:
+        crd = yaml.safe_load(source.read_text())
+        for version in crd["spec"]["versions"]:
+            status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+            for field, schema in added.get(crd["spec"]["names"]["kind"], {}).items():
+                status.setdefault("properties", {}).setdefault(field, schema)
+        crds.append(crd)
+    return crds
+
+
+@pytest.fixture
+async def bound_org() -> AsyncIterator[Org]:
+    async with KubernetesEmulator.serve(crds=crds_with_binding_fields(), namespaces=[NAMESPACE]) as api:
+        async with start(api, config()) as served:
+            yield served
+
+
+async def test_token_of_a_deleted_account_stays_refused_when_the_name_is_reused(bound_org: Org) -> None:
+    """Issue 15, item 4, with no operator running: the status is written here as the operator would."""
+    org = bound_org
+    await org.service_account()
+    old = await org.issue("old", binding=await org.binding())
+    unbound = await org.issue("unbound")
+    await org.until_status(old, 200, REVOCATION_SECONDS)
+    await org.kube.delete(path(SERVICE_ACCOUNTS, NAMESPACE, "pipeline"))
+    await org.until_status(old, 401, REVOCATION_SECONDS)
+    await org.service_account(email="someone-else@acme.example")  # same name, new uid
+    new = await org.issue("new", binding=await org.binding())
+    await org.until_status(new, 200, REVOCATION_SECONDS)  # the verifier has seen the new account
+    assert await org.status_of(old) == 401
+    assert await org.status_of(unbound) == 200  # no binding recorded: bound by name, as before
+
+
+async def test_token_issued_before_a_lock_stays_refused_after_reactivation(bound_org: Org) -> None:
+    """Issue 15, item 3: lockEpoch 1 -> 2 while Locked, then Active again with spec.active true."""
+    org = bound_org
+    await org.service_account()
+    account = path(SERVICE_ACCOUNTS, NAMESPACE, "pipeline")
+    await org.kube.patch(account + "/status", {"status": {"phase": "Active", "lockEpoch": 1}})
+    before = await org.issue("before", binding=await org.binding())
+    unbound = await org.issue("unbound")
+    await org.until_status(before, 200, REVOCATION_SECONDS)
+    await org.kube.patch(account + "/status", {"status": {"phase": "Locked", "lockEpoch": 2}})
+    await org.until_status(before, 401, REVOCATION_SECONDS)
+    await org.kube.patch(account + "/status", {"status": {"phase": "Active"}})
+    after = await org.issue("after", binding=await org.binding())
+    assert (await org.token_status("after"))["serviceAccountEpoch"] == 2  # not pruned
+    await org.until_status(after, 200, REVOCATION_SECONDS)
+    body = await org.kube.get(account)
+    assert body is not None and body["spec"]["active"] is True and body["status"]["phase"] == "Active"
+    assert await org.status_of(before) == 401
+    assert await org.status_of(unbound) == 200
+
+
+async def test_a_verifier_started_after_the_lock_refuses_the_old_token() -> None:
+    """The lock and the reactivation happened while no verifier ran: its first list is enough."""
+    async with KubernetesEmulator.serve(crds=crds_with_binding_fields(), namespaces=[NAMESPACE]) as api:
+        async with start(api, config()) as org:
+            await org.service_account()
+            before = await org.issue("before", binding=await org.binding())
+            await org.until_status(before, 200, REVOCATION_SECONDS)
+        account = path(SERVICE_ACCOUNTS, NAMESPACE, "pipeline")
+        async with Kube.for_url(api.url) as writer:
+            await writer.patch(account + "/status", {"status": {"phase": "Locked", "lockEpoch": 1}})
+            await writer.patch(account + "/status", {"status": {"phase": "Active"}})
+        async with start(api, config()) as org:
+            after = await org.issue("after", binding=await org.binding())
+            await org.until_status(after, 200, REVOCATION_SECONDS)
+            assert await org.status_of(before) == 401

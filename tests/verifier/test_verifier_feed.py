@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from verifier_support import FakeKube, eventually, token_body
+from verifier_support import FakeKube, account_body, eventually, token_body
 
 from org_operator import tokens
 from org_operator.kube import KubeError
 from org_operator.verifier.feed import Feed
-from org_operator.verifier.index import TokenStore
+from org_operator.verifier.index import AccountStore, TokenStore
 
 URL = "/apis/org.alien.club/v1alpha1/orgapitokens"
 
@@ -146,4 +146,94 @@ async def test_failed_list_is_retried(kube: FakeKube, store: TokenStore, feed: F
     task = await run(feed)
     assert store.get(digest(issued)) is not None
     assert len(kube.list_calls) == 2
+    await stop(task)
+
+
+async def test_late_deleted_of_an_old_token_keeps_the_recreated_one(
+    kube: FakeKube, store: TokenStore, feed: Feed
+) -> None:
+    """Deleted and recreated under the same name: the old object's DELETED must not drop the new one."""
+    old, new = tokens.generate().hash, tokens.generate().hash
+    kube.serve(URL, [token_body(old, "ci")], "5")
+    kube.watches[URL] = [
+        [
+            {"type": "ADDED", "object": token_body(new, "ci", resource_version="6")},
+            {"type": "DELETED", "object": token_body(old, "ci", resource_version="7")},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "8"}}},
+        ]
+    ]
+    task = await run(feed)
+    await eventually(lambda: len(kube.watch_calls) == 2)
+    assert store.get(digest(new)) is not None
+    assert store.get(digest(old)) is None
+    await stop(task)
+
+
+async def test_deleted_of_the_stored_token_drops_it_even_if_never_issued_again(
+    kube: FakeKube, store: TokenStore, feed: Feed
+) -> None:
+    issued = tokens.generate().hash
+    pending = token_body(issued, "ci")
+    del pending["status"]["tokenHash"]
+    kube.serve(URL, [token_body(issued, "ci")], "5")
+    kube.watches[URL] = [
+        [
+            {"type": "DELETED", "object": pending},  # a body without a hash is not the stored object
+            {"type": "DELETED", "object": token_body(issued, "ci", resource_version="7")},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "8"}}},
+        ]
+    ]
+    task = await run(feed)
+    await eventually(lambda: len(kube.watch_calls) == 2)
+    assert store.get(digest(issued)) is None and len(store) == 0
+    await stop(task)
+
+
+ACCOUNTS = "/apis/org.alien.club/v1alpha1/orgserviceaccounts"
+
+
+def account_feed(kube: FakeKube, accounts: AccountStore) -> Feed:
+    return Feed(
+        kube,  # type: ignore[arg-type]
+        ACCOUNTS,
+        accounts,
+        kind="orgserviceaccounts",
+        namespace=None,
+        page_size=10,
+        watch_timeout=5,
+    )
+
+
+async def test_late_deleted_of_an_old_account_keeps_the_recreated_one(kube: FakeKube) -> None:
+    accounts = AccountStore()
+    kube.serve(ACCOUNTS, [account_body(uid="uid-1")], "5")
+    kube.watches[ACCOUNTS] = [
+        [
+            {"type": "MODIFIED", "object": account_body(uid="uid-2", email="new@example.com")},
+            {"type": "DELETED", "object": account_body(uid="uid-1")},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "8"}}},
+        ]
+    ]
+    task = await run(account_feed(kube, accounts))
+    await eventually(lambda: len(kube.watch_calls) == 2)
+    entry = accounts.entry(("team-a", "bot", "uid-2", 0))
+    assert entry is not None and entry[1] == "new@example.com"
+    assert accounts.entry(("team-a", "bot", "uid-1", 0)) is None
+    await stop(task)
+
+
+async def test_relist_after_gone_drops_vanished_accounts_and_refiles_a_recreated_one(kube: FakeKube) -> None:
+    """A re-list sends no DELETED: what vanished meanwhile must go, a recreated one must carry its new uid."""
+    accounts = AccountStore()
+    kube.serve(ACCOUNTS, [account_body(uid="uid-1"), account_body("gone", uid="uid-g")], "5")
+    expire = asyncio.Event()
+    kube.watches[ACCOUNTS] = [[expire, {"type": "ERROR", "object": {"kind": "Status", "code": 410}}]]
+    task = await run(account_feed(kube, accounts))
+    kube.serve(ACCOUNTS, [account_body(uid="uid-2")], "20")
+    expire.set()
+    await eventually(lambda: len(kube.watch_calls) == 2)
+    assert accounts.keys_in(None) == {("team-a", "bot")}
+    assert accounts.entry(("team-a", "gone")) is None
+    assert accounts.entry(("team-a", "bot", "uid-1", 0)) is None
+    assert accounts.entry(("team-a", "bot", "uid-2", 0)) is not None
     await stop(task)

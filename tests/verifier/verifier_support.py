@@ -29,8 +29,10 @@ def token_body(
     last_used_at: float | None = None,
     resource_version: str = "1",
     deleting: bool = False,
+    account_uid: Any = None,
+    account_epoch: Any = None,
 ) -> dict[str, Any]:
-    """An OrgApiToken whose status the operator has written."""
+    """An OrgApiToken whose status the operator has written; the binding fields only if given."""
     metadata: dict[str, Any] = {"namespace": namespace, "name": name, "resourceVersion": resource_version}
     if deleting:
         metadata["deletionTimestamp"] = "2024-01-01T00:00:00Z"
@@ -38,6 +40,9 @@ def token_body(
     for field, value in (("expiresAt", expires_at), ("issuedAt", issued_at), ("lastUsedAt", last_used_at)):
         if value is not None:
             status[field] = rfc3339(value)
+    for field, bound in (("serviceAccountUid", account_uid), ("serviceAccountEpoch", account_epoch)):
+        if bound is not None:
+            status[field] = bound
     return {
         "apiVersion": "org.alien.club/v1alpha1",
         "kind": "OrgApiToken",
@@ -55,8 +60,11 @@ def account_body(
     active: bool = True,
     phase: str | None = "Active",
     deleting: bool = False,
+    uid: str = "uid-bot",
+    lock_epoch: Any = None,
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"namespace": namespace, "name": name, "resourceVersion": "1"}
+    """An OrgServiceAccount; ``status.lockEpoch`` only if given (absent means 0)."""
+    metadata: dict[str, Any] = {"namespace": namespace, "name": name, "resourceVersion": "1", "uid": uid}
     if deleting:
         metadata["deletionTimestamp"] = "2024-01-01T00:00:00Z"
     body: dict[str, Any] = {
@@ -65,8 +73,11 @@ def account_body(
         "metadata": metadata,
         "spec": {"email": email, "active": active},
     }
-    if phase:
-        body["status"] = {"phase": phase}
+    status: dict[str, Any] = {"phase": phase} if phase else {}
+    if lock_epoch is not None:
+        status["lockEpoch"] = lock_epoch
+    if status:
+        body["status"] = status
     return body
 
 

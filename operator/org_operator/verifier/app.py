@@ -30,7 +30,7 @@ from .decisions import OK, Outcome, decide
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import NO_TOKEN, Metrics
-from .views import SCOPE_NAMES, AccountEntry, Credential, ObjectKey, TokenView, token_id
+from .views import SCOPE_NAMES, AccountEntry, AccountKey, Credential, TokenView, token_id
 
 _AUTH_COLUMN = ENDPOINTS.index(AUTH)
 _INTROSPECT_COLUMN = ENDPOINTS.index(INTROSPECT)
@@ -58,10 +58,10 @@ def bearer(authorization: str | None) -> str:
     return authorization[7:].strip()
 
 
-def _identity_headers(account_key: ObjectKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
+def _identity_headers(account_key: AccountKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
     """The identity headers all tokens of one service account and scope share: built once per account
     and scope, and kept in the account's entry (a response copies them)."""
-    namespace, account = account_key
+    namespace, account = account_key[0], account_key[1]
     return CIMultiDictProxy(
         CIMultiDict(
             {_NAMESPACE: namespace, _SERVICE_ACCOUNT: account, _EMAIL: email, _SCOPE: SCOPE_NAMES[read_write]}
@@ -102,6 +102,7 @@ class Handlers:
         self._tokens = index.tokens
         self._credential = index.tokens.credential
         self._account = index.accounts.entry
+        self._account_refusal = index.accounts.refusal
         self._ledger = index.tokens.ledger
         self._metrics = metrics
         self._introspection_token = (
@@ -184,6 +185,8 @@ class Handlers:
         outcome = decide(token, account, now, method)
         if outcome == OK:
             self._ledger.accept(slot, endpoint, now)
+        elif outcome == Outcome.NO_SERVICE_ACCOUNT and account is None:
+            outcome = self._account_refusal(account_key)  # maybe bound to another uid or an older lock
         return outcome, token_digest, token, account
 
     def _may_introspect(self, authorization: str | None) -> bool:

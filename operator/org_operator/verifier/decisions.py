@@ -2,6 +2,11 @@
 
 Kept free of I/O so every rule (revoked, expired at request time, locked account, scope) is tested
 directly, and so a request is answered from memory alone.
+
+The rules that bind a token to the account it was issued for (a different ``metadata.uid``, a
+``lockEpoch`` above the token's) are not compared per request: the account store files an account's
+entry only under the keys of the tokens that may still use it (``views.account_keys``), so a token
+they refuse finds no entry. ``binding_refusal`` names the reason for such a miss, off the OK path.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..api.reasons import Phase
-from .views import AccountEntry, AccountView, Credential, TokenView
+from .views import AccountEntry, AccountKey, AccountView, Credential, TokenView
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Plain strings, not enum members: on Python 3.11 each enum member access and hash is a Python-level
@@ -54,6 +59,24 @@ def account_refusal(view: AccountView) -> str | None:
     if not view.active or view.locked:
         return Outcome.LOCKED
     return None
+
+
+def binding_refusal(key: AccountKey, account: AccountView | None) -> str:
+    """Why a credential whose account key finds no entry is refused, given the account of that name
+    (None if there is none): only asked after such a miss, to count it under the right reason."""
+    if account is None:
+        return Outcome.NO_SERVICE_ACCOUNT
+    refused = account_refusal(account)
+    if refused is not None:
+        return refused
+    if len(key) == 4:
+        _, _, uid, epoch = key  # type: ignore[misc]
+        if uid is not None and uid != account.uid:
+            return Outcome.NO_SERVICE_ACCOUNT  # the account it was issued for was deleted; this is another
+        if epoch is not None and (account.lock_epoch is None or epoch < account.lock_epoch):
+            return Outcome.LOCKED  # locked after the token was issued: reactivation does not restore it
+    # a lock epoch above the account's: issued after a lock this view has not seen yet
+    return Outcome.NO_SERVICE_ACCOUNT
 
 
 def decide(token: Credential | None, account: AccountEntry | None, now: float, method: str | None = None) -> str:

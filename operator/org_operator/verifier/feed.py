@@ -4,7 +4,9 @@ A paginated list fills the store (bounded memory at 100,000 objects), then a wat
 resourceVersion applies changes as they happen, which is what makes a revocation take effect within
 milliseconds. A closed or dropped stream is re-watched from the last resourceVersion seen (bookmarks
 advance it); a 410 Gone means that version is too old, so the collection is listed again: the store
-keeps serving meanwhile, and the re-list only drops the objects it no longer finds.
+keeps serving meanwhile, and the re-list only drops the objects it no longer finds (a re-list sends
+no DELETED for what vanished meanwhile). A DELETED event drops only the object it is about: the store
+checks that it still holds that object, not a newer one of the same name.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import aiohttp
 
 from ..kube import Kube, KubeError
 from .index import Store
-from .views import object_key
 
 log = logging.getLogger(__name__)
 
@@ -139,5 +140,5 @@ class Feed:
         if kind in ("ADDED", "MODIFIED"):
             self._store.apply(body)
         elif kind == "DELETED":
-            self._store.remove(object_key(body))
+            self._store.delete(body)
         return str((body.get("metadata") or {}).get("resourceVersion") or resource_version)

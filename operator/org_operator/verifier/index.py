@@ -2,7 +2,8 @@
 
 Each kind has a store that takes raw watched bodies and keeps only their compact views. A store also
 tells which objects it holds in a namespace, so a re-list can drop what was deleted meanwhile while
-everything else keeps being served.
+everything else keeps being served; and it applies a DELETED event only to the object that event is
+about, so a late event for a deleted object never drops a new object of the same name.
 
 Views are stored as plain tuples of atomic values: the garbage collector untracks plain tuples of
 atomic values (not subclasses), so a full collection does not walk 100,000 views; with one tracked
@@ -16,15 +17,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from .decisions import account_refusal, token_refusal
+from .decisions import account_refusal, binding_refusal, token_refusal
 from .ledger import Ledger
 from .views import (
     NEVER,
     AccountEntry,
+    AccountKey,
+    AccountView,
     Credential,
     ObjectKey,
     TokenView,
+    account_key,
+    account_keys,
     object_key,
+    object_uid,
     parse_account,
     parse_token,
 )
@@ -36,6 +42,8 @@ class Store(Protocol):
     def apply(self, body: Mapping[str, Any]) -> ObjectKey: ...
 
     def remove(self, key: ObjectKey) -> None: ...
+
+    def delete(self, body: Mapping[str, Any]) -> None: ...
 
     def keys_in(self, namespace: str | None) -> set[ObjectKey]: ...
 
@@ -54,7 +62,7 @@ class TokenStore:
         self._credentials: dict[bytes, Credential] = {}
         self._views: dict[bytes, _Raw] = {}
         self._digests: dict[ObjectKey, bytes] = {}  # so an update or delete finds the old digest
-        self._account_keys: dict[ObjectKey, ObjectKey] = {}  # one key tuple per account, for all its tokens
+        self._account_keys: dict[AccountKey, AccountKey] = {}  # one key tuple per account, for all its tokens
         self.credential: Callable[[bytes], Credential | None] = self._credentials.get
         """The credential of a digest, or None: the dict's own ``get``, so a request runs no Python
         code to find it (the dict is never replaced, only updated)."""
@@ -88,6 +96,20 @@ class TokenStore:
         if previous is not None:
             self._drop(key, previous)
 
+    def delete(self, body: Mapping[str, Any]) -> None:
+        """A DELETED event: forget the object only if the stored token is that object's.
+
+        The hash stands in for the uid (storing 100,000 uids would cost ~9 MB): an object's hash
+        changes only through events the watch delivers in order, and a recreated object never gets
+        its predecessor's value (the operator adopts only a Secret owned by the same uid). So a
+        stored hash that differs from the deleted body's, or a deleted body without one, is a newer
+        object's.
+        """
+        key = object_key(body)
+        view = parse_token(body)
+        if view is not None and self._digests.get(key) == view.digest:
+            self.remove(key)
+
     def keys_in(self, namespace: str | None) -> set[ObjectKey]:
         return {key for key in self._digests if namespace is None or key[0] == namespace}
 
@@ -95,10 +117,10 @@ class TokenStore:
         return len(self._digests)
 
     def _credential(self, view: TokenView, slot: int) -> Credential:
-        account_key = (view.namespace, view.account)
-        account_key = self._account_keys.setdefault(account_key, account_key)
+        key = account_key(view)
+        key = self._account_keys.setdefault(key, key)
         expires_at = NEVER if view.expires_at is None else view.expires_at
-        return (account_key, view.read_write, token_refusal(view), expires_at, slot)
+        return (key, view.read_write, token_refusal(view), expires_at, slot)
 
     def _drop(self, key: ObjectKey, digest: bytes) -> None:
         """Forget a digest only if it still belongs to this object (hashes are unique, but be exact)."""
@@ -108,31 +130,53 @@ class TokenStore:
 
 
 class AccountStore:
-    """Service accounts by (namespace, name), as the entries requests read.
+    """Service accounts as the entries requests read, each filed under every ``AccountKey`` its
+    tokens may carry and still verify (``views.account_keys``): a token bound to another uid or to
+    an older lock epoch finds no entry, so a request checks the binding with the one lookup it
+    already made. (A few keys per account; there are far fewer accounts than tokens.)
 
     An entry holds a list (its identity headers' cells), so the garbage collector tracks it: one
     object per service account, not per token.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[ObjectKey, AccountEntry] = {}
-        self.entry: Callable[[ObjectKey], AccountEntry | None] = self._entries.get
+        self._entries: dict[AccountKey, AccountEntry] = {}
+        self._views: dict[ObjectKey, AccountView] = {}  # what each entry was filed from, to unfile it
+        self.entry: Callable[[AccountKey], AccountEntry | None] = self._entries.get
         """The entry of a service account, or None: the dict's own ``get``, like ``TokenStore.credential``."""
 
     def apply(self, body: Mapping[str, Any]) -> ObjectKey:
         key = object_key(body)
         view = parse_account(body)
-        self._entries[key] = (account_refusal(view), view.email, [None, None])
+        self.remove(key)  # a new uid or lock epoch files it under other keys
+        entry: AccountEntry = (account_refusal(view), view.email, [None, None])
+        for alias in account_keys(key, view):
+            self._entries[alias] = entry
+        self._views[key] = view
         return key
 
     def remove(self, key: ObjectKey) -> None:
-        self._entries.pop(key, None)
+        view = self._views.pop(key, None)
+        if view is not None:
+            for alias in account_keys(key, view):
+                del self._entries[alias]
+
+    def delete(self, body: Mapping[str, Any]) -> None:
+        """A DELETED event: forget the account only if it is the stored one (same uid)."""
+        key = object_key(body)
+        view = self._views.get(key)
+        if view is not None and view.uid == object_uid(body):
+            self.remove(key)
+
+    def refusal(self, key: AccountKey) -> str:
+        """Why a credential carrying ``key`` finds no entry (off the OK path: a miss is refused)."""
+        return binding_refusal(key, self._views.get((key[0], key[1])))
 
     def keys_in(self, namespace: str | None) -> set[ObjectKey]:
-        return {key for key in self._entries if namespace is None or key[0] == namespace}
+        return {key for key in self._views if namespace is None or key[0] == namespace}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._views)
 
 
 class TokenIndex:

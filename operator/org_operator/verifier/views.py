@@ -1,7 +1,7 @@
 """Compact views of watched objects: only what a request needs, so 100,000 tokens fit in little memory.
 
-Whole bodies are never kept. Strings shared by many tokens (namespace, service account, phase) are
-interned so each is stored once; the hash is kept as 32 raw bytes; times as epoch seconds.
+Whole bodies are never kept. Strings shared by many tokens (namespace, service account, its uid,
+phase) are interned so each is stored once; the hash is kept as 32 raw bytes; times as epoch seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +18,19 @@ from ..tokens import TOKEN_ID_LENGTH
 ObjectKey = tuple[str, str]
 """(namespace, name) of a watched object."""
 
+BoundKey = tuple[str, str, str | None, int | None]
+"""(namespace, name, uid, lock epoch) of the service account a token was issued for, as the token's
+status records it (``serviceAccountUid``, ``serviceAccountEpoch``); None where it records nothing."""
+
+AccountKey = ObjectKey | BoundKey
+"""The key a token's credential finds its account's entry under: (namespace, name) for a token that
+records no binding, else its ``BoundKey``. The account store files each entry under every key that
+its account's tokens may carry and still verify, so the binding rules cost a request nothing."""
+
+UNREADABLE_EPOCH = -1
+"""A token's ``serviceAccountEpoch`` that is not a non-negative integer: lower than any lock epoch,
+so the token is refused (fail closed) rather than treated as unbound."""
+
 SCOPE_READ_WRITE = "read-write"
 SCOPE_NAMES = {False: "api-key", True: "api-secret"}
 """The scope as the seed names it, keyed by ``read_write``."""
@@ -32,6 +45,8 @@ class TokenView(NamedTuple):
     namespace: str
     name: str
     account: str
+    account_uid: str | None
+    account_epoch: int | None
     read_write: bool
     phase: str
     deleting: bool
@@ -49,11 +64,11 @@ class TokenView(NamedTuple):
         return SCOPE_NAMES[self.read_write]
 
 
-Credential = tuple[ObjectKey, bool, str | None, float, int]
+Credential = tuple[AccountKey, bool, str | None, float, int]
 """What a request reads of a token, stored as an exact tuple that readers unpack:
 ``(account_key, read_write, refusal, expires_at, slot)``.
 
-``account_key`` is its service account's (namespace, name), one tuple shared by the account's tokens;
+``account_key`` is its service account's ``AccountKey``, one tuple shared by the account's tokens;
 ``refusal`` is the answer the token gets whatever the time and its account (expired or inactive), None
 while it is active; ``expires_at`` is ``NEVER`` for a token without expiry; ``slot`` holds its cells
 in the usage ledger. At 100,000 tokens each object a request touches is likely a cache and TLB miss
@@ -83,6 +98,35 @@ class AccountView(NamedTuple):
     active: bool
     locked: bool
     deleting: bool
+    uid: str
+    lock_epoch: int | None
+    """``status.lockEpoch`` (absent = 0); None when unreadable, so that no epoch-bound token verifies."""
+
+
+def account_key(view: TokenView) -> AccountKey:
+    """The key a token finds its account under: its binding, if its status records one."""
+    if view.account_uid is None and view.account_epoch is None:
+        return view.namespace, view.account
+    return view.namespace, view.account, view.account_uid, view.account_epoch
+
+
+def account_keys(key: ObjectKey, view: AccountView) -> list[AccountKey]:
+    """Every key under which a token of this account verifies, per the binding rules: a bound uid
+    must equal the account's uid, a bound epoch must not be lower than its lock epoch.
+
+    A bound epoch is matched exactly, not "at least": the account's lock epoch only grows, so a token
+    recording a higher one was issued after a lock this view has not seen yet, and is refused until
+    the account's event arrives (milliseconds), never accepted on a view that cannot tell.
+    """
+    namespace, name = key
+    keys: list[AccountKey] = [key]
+    if view.uid:
+        keys.append((namespace, name, view.uid, None))
+    if view.lock_epoch is not None:
+        keys.append((namespace, name, None, view.lock_epoch))
+        if view.uid:
+            keys.append((namespace, name, view.uid, view.lock_epoch))
+    return keys
 
 
 def token_id(digest: bytes) -> str:
@@ -110,6 +154,8 @@ def parse_token(body: Mapping[str, Any]) -> TokenView | None:
         namespace=namespace,
         name=name,
         account=sys.intern(str(spec.get("serviceAccountName", ""))),
+        account_uid=_bound_uid(status.get("serviceAccountUid")),
+        account_epoch=_bound_epoch(status.get("serviceAccountEpoch")),
         read_write=spec.get("scope") == SCOPE_READ_WRITE,
         phase=sys.intern(str(status.get("phase", ""))),
         deleting=bool(metadata.get("deletionTimestamp")),
@@ -121,7 +167,8 @@ def parse_token(body: Mapping[str, Any]) -> TokenView | None:
 
 
 def parse_account(body: Mapping[str, Any]) -> AccountView:
-    """The view of an OrgServiceAccount; ``active`` defaults to true like the schema says."""
+    """The view of an OrgServiceAccount; ``active`` defaults to true like the schema says, ``lockEpoch``
+    to 0 like the design says."""
     metadata = body.get("metadata") or {}
     spec = body.get("spec") or {}
     status = body.get("status") or {}
@@ -130,7 +177,36 @@ def parse_account(body: Mapping[str, Any]) -> AccountView:
         active=spec.get("active", True) is True,
         locked=status.get("phase") == Phase.LOCKED,
         deleting=bool(metadata.get("deletionTimestamp")),
+        uid=sys.intern(str(metadata.get("uid") or "")),
+        lock_epoch=_lock_epoch(status.get("lockEpoch", 0)),
     )
+
+
+def object_uid(body: Mapping[str, Any]) -> str:
+    """``metadata.uid``, "" when absent."""
+    return str((body.get("metadata") or {}).get("uid") or "")
+
+
+def _bound_uid(value: Any) -> str | None:
+    """A token's ``serviceAccountUid``: None when absent; "" (matches no account) when unreadable."""
+    if value is None:
+        return None
+    return sys.intern(value) if isinstance(value, str) else ""
+
+
+def _bound_epoch(value: Any) -> int | None:
+    """A token's ``serviceAccountEpoch``: None when absent; UNREADABLE_EPOCH when not an integer >= 0."""
+    if value is None:
+        return None
+    epoch = _lock_epoch(value)
+    return UNREADABLE_EPOCH if epoch is None else epoch
+
+
+def _lock_epoch(value: Any) -> int | None:
+    """An integer >= 0 (a JSON integer; bool is not one), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def _digest(token_hash: Any) -> bytes | None:
