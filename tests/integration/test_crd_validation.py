@@ -59,3 +59,19 @@ def test_mutable_fields_can_change(cluster: Cluster) -> None:
     cluster.token("t", "bot")
     assert cluster.patch(constants.API_TOKENS, "t", {"spec": {"displayName": "Renamed"}}).status_code == 200
     assert cluster.patch(constants.SERVICE_ACCOUNTS, "bot", {"spec": {"active": False}}).status_code == 200
+
+
+def test_reactivation_waits_for_the_lock_to_be_applied(cluster: Cluster) -> None:
+    """A root rule sees status: active false -> true only once the operator has said Locked."""
+    cluster.service_account("bot")
+    cluster.create("OrgManagedUser", "jane", {"email": "jane@acme.example", "firstName": "J", "lastName": "D"})
+    for plural, name in ((constants.SERVICE_ACCOUNTS, "bot"), (constants.MANAGED_USERS, "jane")):
+        assert cluster.patch(plural, name, {"spec": {"active": False}}).status_code == 200
+        refused = cluster.patch(plural, name, {"spec": {"active": True}})
+        assert refused.status_code == 422, (plural, refused.text)
+        assert causes(refused.json())[0]["field"] == "spec.active"
+        assert "retry once status.phase is Locked" in refused.json()["message"]
+        status = cluster.http.patch(cluster.url(plural, name) + "/status", json={"status": {"phase": "Locked"}},
+                                    headers={"Content-Type": "application/merge-patch+json"})
+        assert status.status_code == 200, status.text  # the rule never refuses the operator's status update
+        assert cluster.patch(plural, name, {"spec": {"active": True}}).status_code == 200

@@ -124,6 +124,26 @@ def test_deactivate_ends_sessions_and_reactivate_restores_login(
     assert len(authentik.store.outbox()) == 1  # the existing password works again: no new email
 
 
+def test_a_deactivation_reaches_authentik_without_the_plan_label(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    """The plan gate stops creating and activating, never locking."""
+    jane(cluster)
+    wait_for(lambda: phase(cluster, "jane") == "Active")
+    pk = cluster.status(USERS, "jane")["authentikUserPk"]
+    namespace = f"/api/v1/namespaces/{cluster.namespace}"
+    unlabel = {"metadata": {"labels": {constants.PLAN_LABEL: None}}}
+    merge = {"Content-Type": "application/merge-patch+json"}
+    assert cluster.http.patch(namespace, json=unlabel, headers=merge).status_code == 200
+    wait_for(lambda: cluster.condition(USERS, "jane").get("reason") == "OrganizationNotEnterprise")
+    cluster.patch(USERS, "jane", {"spec": {"active": False}})
+    wait_for(lambda: phase(cluster, "jane") == "Locked")
+    assert authentik.store.user(pk).is_active is False  # type: ignore[union-attr]
+    assert cluster.patch(USERS, "jane", {"spec": {"active": True}}).status_code == 200
+    wait_for(lambda: phase(cluster, "jane") == "Pending")
+    assert authentik.store.user(pk).is_active is False  # type: ignore[union-attr]  # activating is gated
+
+
 @pytest.mark.parametrize("policy", ["Deactivate", "Delete"])
 def test_deletion_policies(cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller,
                            policy: str) -> None:

@@ -7,6 +7,8 @@ from org_operator.api.models import ManagedUserSpec
 from org_operator.api.views import ManagedUserView
 from org_operator.decisions.managed_users import (
     changes_for,
+    lock_confirmed,
+    lock_only,
     needs_identity_provider,
     owned_by,
     requested_reset,
@@ -75,3 +77,18 @@ def test_a_settled_object_needs_no_authentik_call() -> None:
     assert needs_identity_provider(view(IN_SYNC, finalizers=()))
     assert needs_identity_provider(view({**IN_SYNC, "passwordResets": []}))
     assert needs_identity_provider(view(IN_SYNC, annotations={constants.PASSWORD_RESET_ANNOTATION: "x"}))
+
+
+def inactive(status: dict[str, Any]) -> ManagedUserView:
+    return ManagedUserView.of({"metadata": {"name": "jane", "namespace": "acme", "uid": "u1", "generation": 2},
+                               "spec": {"email": "jane@acme.example", "firstName": "Jane", "lastName": "Doe",
+                                        "active": False}, "status": status})
+
+
+def test_outside_the_enterprise_plan_only_a_deactivation_reaches_authentik() -> None:
+    deactivated = inactive({"phase": "Active", "observedGeneration": 1})
+    assert lock_only(deactivated, enterprise=False)
+    assert not lock_only(view(), enterprise=False)  # creating or activating waits for the label
+    assert not lock_only(deactivated, enterprise=True)  # the full reconcile handles it
+    assert not lock_confirmed(deactivated)
+    assert lock_confirmed(inactive({"phase": "Locked", "observedGeneration": 2}))

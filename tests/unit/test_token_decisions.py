@@ -1,13 +1,17 @@
 """The token decision table, called directly: every branch a token can take."""
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from org_operator.api.constants import TOKEN_HASH_ANNOTATION
 from org_operator.api.reasons import Reason
 from org_operator.api.views import ApiTokenView, NamespaceView, SecretView, ServiceAccountView
-from org_operator.decisions.tokens import Action, ServiceAccountState, decide, expires_at
+from org_operator.decisions.locks import lock_status
+from org_operator.decisions.tokens import Action, Binding, ServiceAccountState, decide, expires_at
+from org_operator.tokens import generate
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ENTERPRISE = NamespaceView("acme", {"org.alien.club/plan": "enterprise"})
@@ -26,21 +30,47 @@ def token(status: dict[str, Any] | None = None, deleting: bool = False, **spec: 
                             "spec": {"serviceAccountName": "bot", **spec}, "status": status or {}})
 
 
-def account(active: bool = True, deleting: bool = False) -> ServiceAccountState:
-    body = {"metadata": meta("bot", "sa-uid", deleting), "spec": {"email": "bot@acme.io", "active": active}}
+ACKNOWLEDGED = {"phase": "Active", "observedGeneration": 1}
+LOCKED = {"phase": "Locked", "lockEpoch": 1, "observedGeneration": 1}
+
+
+def account(active: bool = True, deleting: bool = False, status: dict[str, Any] | None = None,
+            uid: str = "sa-uid") -> ServiceAccountState:
+    """A service account; by default the operator has confirmed its phase for this generation."""
+    if status is None:
+        status = ACKNOWLEDGED if active else LOCKED
+    body = {"metadata": meta("bot", uid, deleting), "spec": {"email": "bot@acme.io", "active": active},
+            "status": status}
     return ServiceAccountState(ServiceAccountView.of(body))
 
 
-def secret(owner: str = "uid-1") -> SecretView:
-    return SecretView.of({"metadata": {**meta("t1", "secret-uid"), "ownerReferences": [{"uid": owner}]}})
+VALUE = generate()
 
 
-ISSUED = {"phase": "Active", "tokenHash": "ab" * 32, "tokenId": "abababababab",
-          "expiresAt": "2027-01-01T00:00:00Z"}
+def secret(owner: str = "uid-1", value: str = VALUE.plaintext, annotated: str | None = VALUE.hash) -> SecretView:
+    return SecretView.of({"metadata": {**meta("t1", "secret-uid"), "ownerReferences": [{"uid": owner}],
+                                       "annotations": {TOKEN_HASH_ANNOTATION: annotated}},
+                          "data": {"token": base64.b64encode(value.encode()).decode()}})
 
 
-def test_unissued_token_of_an_active_account_is_issued() -> None:
-    assert decide(token(), ENTERPRISE, account(), None, NOW).action is Action.ISSUE
+ISSUED = {"phase": "Active", "tokenHash": VALUE.hash, "tokenId": VALUE.token_id, "issuedAt": "2026-11-02T00:00:00Z",
+          "expiresAt": "2027-01-01T00:00:00Z", "serviceAccountUid": "sa-uid", "serviceAccountEpoch": 0}
+
+
+def test_unissued_token_of_an_active_account_is_issued_bound_to_its_uid_and_epoch() -> None:
+    decision = decide(token(), ENTERPRISE, account(status={**ACKNOWLEDGED, "lockEpoch": 3}), None, NOW)
+    assert decision.action is Action.ISSUE
+    assert decision.binding == Binding("sa-uid", 3)
+
+
+@pytest.mark.parametrize("status", [
+    {},  # never reconciled
+    LOCKED,  # reactivated, not yet confirmed
+    {"phase": "Active", "observedGeneration": 0},  # a newer spec not yet seen by the operator
+])
+def test_no_issue_before_the_operator_confirms_the_account_active(status: dict[str, Any]) -> None:
+    decision = decide(token(), ENTERPRISE, account(status=status), None, NOW)
+    assert decision.action is Action.NOTHING  # no write: the account's status update requeues the token
 
 
 @pytest.mark.parametrize(
@@ -121,3 +151,73 @@ def test_health_stale_from_issue_or_last_use_and_expiring_soon() -> None:
     assert never_used.stale and never_used.next_change is None
     soon = health(NOW, None, NOW + 3 * days, NOW, stale_after=30 * days, warn_before=7 * days)
     assert soon.expiring_soon and not soon.stale
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        (account(uid="new-uid"), Reason.SERVICE_ACCOUNT_REPLACED),
+        (account(active=False), Reason.SERVICE_ACCOUNT_DEACTIVATED),
+        (account(status=LOCKED), Reason.SERVICE_ACCOUNT_DEACTIVATED),  # reactivated in spec, lock unconfirmed
+        (account(status={**ACKNOWLEDGED, "lockEpoch": 1}), Reason.SERVICE_ACCOUNT_DEACTIVATED),
+        (account(deleting=True), Reason.SERVICE_ACCOUNT_DELETED),
+    ],
+)
+def test_the_one_rule_revokes_an_issued_token(state: ServiceAccountState, reason: Reason) -> None:
+    """Another uid, inactive in spec, Locked in status, a higher lock epoch, deletion: revoked."""
+    decision = decide(token(ISSUED), ENTERPRISE, state, secret(), NOW)
+    assert (decision.action, decision.reason) == (Action.REVOKE, reason)
+    assert decision.message
+
+
+def test_lock_paths_are_not_gated_by_the_plan_label() -> None:
+    unlabelled = NamespaceView("acme", {})
+    relocked = account(status={**ACKNOWLEDGED, "lockEpoch": 1})  # locked and reactivated while unlabelled
+    assert decide(token(ISSUED), unlabelled, relocked, secret(), NOW).action is Action.REVOKE
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    assert decide(token(ISSUED), unlabelled, account(), secret(), later).action is Action.EXPIRE
+    assert decide(token(), unlabelled, account(), None, NOW).action is Action.WAIT  # issuing is gated
+
+
+def test_a_token_issued_before_bindings_is_backfilled_or_revoked() -> None:
+    legacy = {key: value for key, value in ISSUED.items() if not key.startswith("serviceAccount")}
+    keep = decide(token(legacy), ENTERPRISE, account(), secret(), NOW)
+    assert (keep.action, keep.binding) == (Action.KEEP, Binding("sa-uid", 0))
+    unconfirmed = decide(token(legacy), ENTERPRISE, account(status={}), secret(), NOW)
+    assert (unconfirmed.action, unconfirmed.binding) == (Action.KEEP, None)
+    younger = {**meta("bot", "other-uid"), "creationTimestamp": "2026-11-20T00:00:00Z"}
+    replaced = ServiceAccountState(ServiceAccountView.of(
+        {"metadata": younger, "spec": {"email": "bot@acme.io"}, "status": ACKNOWLEDGED}))
+    assert decide(token(legacy), ENTERPRISE, replaced, secret(), NOW).reason is Reason.SERVICE_ACCOUNT_REPLACED
+    relocked = account(status={**ACKNOWLEDGED, "lockEpoch": 1})  # a lock it survived: counts as epoch 0
+    assert decide(token(legacy), ENTERPRISE, relocked, secret(), NOW).action is Action.REVOKE
+
+
+def test_a_secret_whose_value_differs_from_the_status_is_repaired() -> None:
+    """Compared by the value's hash, not the annotation: an annotation alone proves nothing."""
+    other = generate()
+    for mismatched in (secret(value=other.plaintext, annotated=other.hash), secret(value=other.plaintext)):
+        decision = decide(token(ISSUED), ENTERPRISE, account(), mismatched, NOW)
+        assert (decision.action, decision.reason) == (Action.REISSUE, Reason.SECRET_MISMATCH)
+    annotation_only = secret(annotated=other.hash)  # the value still agrees with the status
+    assert decide(token(ISSUED), ENTERPRISE, account(), annotation_only, NOW).action is Action.KEEP
+
+
+def test_an_unissued_token_past_the_expiry_fixed_at_first_issue_expires() -> None:
+    retired = {"phase": "Pending", "expiresAt": "2026-11-01T00:00:00Z"}  # a re-issue waiting on a SecretConflict
+    assert decide(token(retired), ENTERPRISE, account(), None, NOW).action is Action.EXPIRE
+
+
+@pytest.mark.parametrize(
+    ("active", "status", "expected"),
+    [
+        (False, {"phase": "Active"}, {"phase": "Locked", "lockEpoch": 1}),
+        (False, {"phase": "Active", "lockEpoch": 4}, {"phase": "Locked", "lockEpoch": 5}),
+        (False, {}, {"phase": "Locked", "lockEpoch": 1}),
+        (False, {"phase": "Locked", "lockEpoch": 2}, {"phase": "Locked"}),  # already locked: no second raise
+        (True, {"phase": "Locked", "lockEpoch": 2}, {"phase": "Active"}),  # reactivation keeps the epoch
+    ],
+)
+def test_lock_epoch_rises_once_per_move_to_locked(active: bool, status: dict[str, Any],
+                                                  expected: dict[str, Any]) -> None:
+    assert lock_status(active, status) == expected

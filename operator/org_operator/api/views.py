@@ -6,6 +6,8 @@ the operator's memory flat at tens of thousands of objects.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..tokens import hash_token
 from . import constants
 from .models import ApiTokenSpec, ManagedUserSpec, ServiceAccountSpec
 
@@ -120,18 +123,38 @@ class ApiTokenView:
 
 @dataclass(frozen=True)
 class SecretView:
-    """A token Secret's metadata; the token itself is never kept in memory."""
+    """A token Secret's metadata and the hash of its value; the token itself is never kept in memory.
+
+    ``value_hash`` is computed from the data, not read from the annotation: what pipelines mount is
+    what must agree with the token's status.
+    """
 
     meta: ObjectMeta
     owner_uids: tuple[str, ...]
-    token_hash: str | None
+    token_hash: str | None  # the hash annotation, as written with the value
+    value_hash: str | None = None
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> SecretView:
         metadata = body.get("metadata", {})
         owners = tuple(ref.get("uid", "") for ref in metadata.get("ownerReferences") or ())
         annotations = metadata.get("annotations") or {}
-        return cls(ObjectMeta.of(body), owners, annotations.get(constants.TOKEN_HASH_ANNOTATION))
+        return cls(ObjectMeta.of(body), owners, annotations.get(constants.TOKEN_HASH_ANNOTATION),
+                   _value_hash((body.get("data") or {}).get(constants.SECRET_TOKEN_KEY)))
+
+    @property
+    def consistent(self) -> bool:
+        """The value hashes to the annotation written with it: a Secret as the operator writes it."""
+        return self.value_hash is not None and self.value_hash == self.token_hash
+
+
+def _value_hash(encoded: object) -> str | None:
+    if not isinstance(encoded, str):
+        return None
+    try:
+        return hash_token(base64.b64decode(encoded, validate=True).decode("ascii"))
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 @dataclass(frozen=True)

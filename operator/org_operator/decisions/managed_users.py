@@ -69,6 +69,17 @@ def requested_reset(view: ManagedUserView) -> str | None:
     return None
 
 
+def lock_only(view: ManagedUserView, enterprise: bool) -> bool:
+    """Outside the Enterprise plan nothing is created or activated, but a deactivation still reaches
+    Authentik: the plan gate must never keep a locked person able to log in."""
+    return not enterprise and view.spec is not None and not view.spec.active
+
+
+def lock_confirmed(view: ManagedUserView) -> bool:
+    """The deactivation of this generation was confirmed by Authentik and recorded: nothing to call."""
+    return view.status.get("phase") == Phase.LOCKED and view.status.get("observedGeneration") == view.meta.generation
+
+
 def needs_identity_provider(view: ManagedUserView) -> bool:
     """False when the last reconcile left this generation fully in sync: a restart then costs no calls."""
     if view.spec is None or requested_reset(view) is not None:

@@ -5,22 +5,35 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from ..api.models import EXPIRY_LIFETIMES
 from ..api.reasons import Phase, Reason
 from ..api.views import ApiTokenView, NamespaceView, SecretView, ServiceAccountView, parse_time
+from .locks import acknowledged_active, lock_epoch
 
 
 class Action(enum.Enum):
     NOTHING = "nothing"
-    KEEP = "keep"  # issued and healthy: keep the status current
+    KEEP = "keep"  # issued and healthy: keep the status current (and record its binding if missing)
     WAIT = "wait"  # not issued yet; the status says why
     FAIL = "fail"  # cannot be issued as specified; the status says why
     ISSUE = "issue"
-    REISSUE = "reissue"  # the Secret of an active token was deleted: retire the value, issue anew
+    REISSUE = "reissue"  # the Secret no longer holds the value the status records: retire it, repair
     REVOKE = "revoke"
     EXPIRE = "expire"
     DELETE_SECRET = "delete-secret"  # a final token whose Secret is still there
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The service account a token is issued for: its uid and the lock epoch it was issued under."""
+
+    uid: str
+    epoch: int
+
+    def status(self) -> dict[str, Any]:
+        return {"serviceAccountUid": self.uid, "serviceAccountEpoch": self.epoch}
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,7 @@ class Decision:
     reason: Reason
     message: str = ""
     recheck_at: datetime | None = None
+    binding: Binding | None = None  # what ISSUE, REISSUE and KEEP record in the status
 
 
 @dataclass(frozen=True)
@@ -61,11 +75,20 @@ def decide(
     secret: SecretView | None,
     now: datetime,
 ) -> Decision:
+    """What to do with the token. The Enterprise-plan gate stops only issuing a new token: an issued
+    one is revoked, expired and repaired whatever the namespace's label says."""
     if token.meta.deleting:
         return Decision(Action.NOTHING, Reason.ISSUED)
     if is_final(token):
         owned = secret is not None and token.meta.uid in secret.owner_uids
         return Decision(Action.DELETE_SECRET if owned else Action.NOTHING, Reason.ISSUED)
+    if token.spec is None:
+        return Decision(Action.FAIL, Reason.INVALID_SPEC, token.spec_error or "invalid spec")
+    if is_issued(token):
+        return _decide_issued(token, account, secret, now)
+    expiry = parse_time(token.status.get("expiresAt"))
+    if expiry is not None and expiry <= now:  # a re-issue that waited past the life fixed at first issue
+        return Decision(Action.EXPIRE, Reason.EXPIRED, f"the token expired at {token.status['expiresAt']}")
     if namespace is None or not namespace.enterprise:
         return Decision(
             Action.WAIT,
@@ -73,10 +96,6 @@ def decide(
             f"namespace {token.meta.namespace} is not labelled org.alien.club/plan=enterprise; "
             "the organization must be on the Enterprise plan",
         )
-    if token.spec is None:
-        return Decision(Action.FAIL, Reason.INVALID_SPEC, token.spec_error or "invalid spec")
-    if is_issued(token):
-        return _decide_issued(token, account, secret, now)
     return _decide_unissued(token, account)
 
 
@@ -109,30 +128,76 @@ def _decide_unissued(token: ApiTokenView, account: ServiceAccountState) -> Decis
             f"OrgServiceAccount {name} is locked (spec.active: false); the token is issued when it is "
             "reactivated",
         )
-    return Decision(Action.ISSUE, Reason.ISSUED)
+    if not acknowledged_active(sa):
+        # Moments away: the account's own status update requeues its tokens; no write meanwhile.
+        return Decision(Action.NOTHING, Reason.SERVICE_ACCOUNT_LOCKED,
+                        f"OrgServiceAccount {name} is not yet confirmed Active by the operator")
+    return Decision(Action.ISSUE, Reason.ISSUED, binding=Binding(sa.meta.uid, lock_epoch(sa.status)))
+
+
+def revocation(token: ApiTokenView, account: ServiceAccountView | None) -> Decision | None:
+    """The one rule: why an issued token must never verify again, or None while it may.
+
+    A token without a recorded binding (issued before bindings existed) counts as epoch 0, and as
+    issued for an account only if that account existed when the token was issued.
+    """
+    if account is None or account.meta.deleting:
+        return Decision(Action.REVOKE, Reason.SERVICE_ACCOUNT_DELETED, "the token's OrgServiceAccount was deleted")
+    name = account.meta.name
+    bound_uid = token.status.get("serviceAccountUid")
+    issued_at = parse_time(token.status.get("issuedAt"))
+    created = account.meta.created
+    if bound_uid != account.meta.uid and (
+        bound_uid or (issued_at is not None and created is not None and created > issued_at)
+    ):
+        return Decision(
+            Action.REVOKE,
+            Reason.SERVICE_ACCOUNT_REPLACED,
+            f"OrgServiceAccount {name} was deleted and created again (uid {account.meta.uid}); the token was "
+            "issued for the deleted one and is revoked: issue a new OrgApiToken",
+        )
+    if (account.spec is not None and not account.spec.active) or account.status.get("phase") == Phase.LOCKED:
+        return Decision(
+            Action.REVOKE,
+            Reason.SERVICE_ACCOUNT_DEACTIVATED,
+            f"OrgServiceAccount {name} was deactivated; revoked tokens are never restored",
+        )
+    epoch = int(token.status.get("serviceAccountEpoch") or 0)
+    if epoch < lock_epoch(account.status):
+        return Decision(
+            Action.REVOKE,
+            Reason.SERVICE_ACCOUNT_DEACTIVATED,
+            f"OrgServiceAccount {name} was locked after this token was issued (lock epoch "
+            f"{lock_epoch(account.status)}, token issued under {epoch}); revoked tokens are never restored",
+        )
+    return None
 
 
 def _decide_issued(
     token: ApiTokenView, account: ServiceAccountState, secret: SecretView | None, now: datetime
 ) -> Decision:
+    revoke = revocation(token, account.view)
+    if revoke is not None:
+        return revoke
     sa = account.view
-    if sa is None or sa.meta.deleting:
-        return Decision(
-            Action.REVOKE, Reason.SERVICE_ACCOUNT_DELETED, "the token's OrgServiceAccount was deleted"
-        )
-    if sa.spec is not None and not sa.spec.active:
-        return Decision(
-            Action.REVOKE,
-            Reason.SERVICE_ACCOUNT_DEACTIVATED,
-            f"OrgServiceAccount {sa.meta.name} was deactivated; revoked tokens are never restored",
-        )
+    assert sa is not None
     expiry = parse_time(token.status.get("expiresAt"))
     if expiry is not None and expiry <= now:
         return Decision(Action.EXPIRE, Reason.EXPIRED, f"the token expired at {token.status['expiresAt']}")
+    bound = "serviceAccountUid" in token.status and "serviceAccountEpoch" in token.status
+    binding = Binding(sa.meta.uid, lock_epoch(sa.status)) if bound or acknowledged_active(sa) else None
     if secret is None or secret.meta.deleting:
-        return Decision(Action.REISSUE, Reason.SECRET_DELETED, recheck_at=expiry)
-    return Decision(Action.KEEP, Reason.ISSUED, recheck_at=expiry)
-
+        return Decision(Action.REISSUE, Reason.SECRET_DELETED, recheck_at=expiry, binding=binding)
+    if secret.value_hash != token.status.get("tokenHash"):
+        return Decision(
+            Action.REISSUE,
+            Reason.SECRET_MISMATCH,
+            f"Secret {secret.meta.name} does not hold the value the status records (an interrupted re-issue, "
+            "or an edit): the recorded value is retired",
+            recheck_at=expiry,
+            binding=binding,
+        )
+    return Decision(Action.KEEP, Reason.ISSUED, recheck_at=expiry, binding=binding)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 Crash safety rests on the Secret's fixed name: it is created before the status is written, so a
 run that crashed in between finds its own Secret (owned by this object's uid, hash annotated) and
-adopts that value instead of minting a second one. A Secret of the same name that is not ours is
-never overwritten.
+adopts that value instead of minting a second one; every reconcile of an active token compares the
+Secret's value with the status, so such a crash is repaired even when the status already recorded
+an older value (which is then retired). A Secret of the same name that is not ours is never
+overwritten.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         case Action.NOTHING:
             pass
         case Action.KEEP:
-            await _keep(ctl, token, now)
+            await _keep(ctl, token, decision, now)
         case Action.WAIT:
             await _not_issued(ctl, token, _unchanged_or_pending(token), decision, now)
         case Action.FAIL:
@@ -123,8 +125,10 @@ def _active_status(ctl: Controller, token: ApiTokenView, status: Mapping[str, An
     return {"observedGeneration": token.meta.generation, "conditions": current}, token_health
 
 
-async def _keep(ctl: Controller, token: ApiTokenView, now: datetime) -> None:
+async def _keep(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime) -> None:
     desired, token_health = _active_status(ctl, token, token.status, now)
+    if decision.binding is not None:  # tokens issued before bindings were recorded get theirs here
+        desired |= decision.binding.status()
     before = {c["type"]: c["status"] for c in token.status.get("conditions") or []}
     await _write_status(ctl, token, desired)
     if token_health.stale and before.get(ConditionType.STALE) != "True":
@@ -174,25 +178,30 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
         issued = adopted
     if issued.hash == token.status.get("tokenHash"):
         return  # the Secret already holds the value the status describes
-    reissue = decision.action is Action.REISSUE
-    issued_at = now
-    expiry = expires_at(issued_at, token.spec.expiry)
-    if reissue:  # a new value for the same grant: the expiry does not move
-        expiry = parse_time(token.status.get("expiresAt"))
+    # Expiry is fixed at first issue: a re-issue (also one that waited out a SecretConflict) keeps it.
+    expiry = parse_time(token.status.get("expiresAt")) if token.status.get("expiresAt") else expires_at(
+        now, token.spec.expiry)
     status = {
         "phase": Phase.ACTIVE.value,
         "tokenId": issued.token_id,
         "tokenHash": issued.hash,
         "secretName": token.secret_name,
-        "issuedAt": format_time(issued_at),
+        "issuedAt": format_time(now),
         "expiresAt": format_time(expiry) if expiry else None,
         "lastUsedAt": None,
+        **(decision.binding.status() if decision.binding is not None else {}),
     }
     status |= _active_status(ctl, token, status, now)[0]
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
-    if reissue:
+    retired = token.status.get("tokenId")
+    if decision.reason is Reason.SECRET_MISMATCH:
+        ctl.events.warning(KIND, token.meta, Reason.SECRET_MISMATCH,
+                           f"Secret {token.secret_name} held token {issued.token_id}, not token {retired} that the "
+                           f"status recorded: token {retired} is retired and no longer verifies; the status now "
+                           f"records token {issued.token_id}")
+    elif decision.action is Action.REISSUE:
         ctl.events.warning(KIND, token.meta, Reason.SECRET_DELETED,
-                           f"Secret {token.secret_name} was deleted: token {token.status.get('tokenId')} is retired "
+                           f"Secret {token.secret_name} was deleted: token {retired} is retired "
                            f"and no longer verifies; token {issued.token_id} was issued into a new Secret")
     else:
         ctl.events.normal(KIND, token.meta, Reason.ISSUED,
@@ -272,8 +281,8 @@ async def _finish(ctl: Controller, token: ApiTokenView, decision: Decision, now:
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
     await _delete_secret(ctl, token)
     record = ctl.events.normal if expired else ctl.events.warning
-    record(KIND, token.meta, decision.reason, f"Token {token.status.get('tokenId')} {phase.value.lower()}: "
-                                              f"{decision.message}")
+    record(KIND, token.meta, decision.reason,
+           f"Token {token.status.get('tokenId') or token.meta.name} {phase.value.lower()}: {decision.message}")
 
 
 async def _delete_secret(ctl: Controller, token: ApiTokenView) -> None:

@@ -19,6 +19,8 @@ from ..api.views import ManagedUserView, format_time
 from ..decisions import conditions
 from ..decisions.managed_users import (
     changes_for,
+    lock_confirmed,
+    lock_only,
     needs_identity_provider,
     organization_path,
     owned_by,
@@ -85,7 +87,8 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         await _retire(ctl, view)
         return
     namespace = ctl.state.namespace(view.meta.namespace)
-    if namespace is None or not namespace.enterprise:
+    enterprise = namespace is not None and namespace.enterprise
+    if not enterprise and not lock_only(view, enterprise):
         await _not_ready(ctl, view, now, Phase.PENDING, Reason.ORGANIZATION_NOT_ENTERPRISE,
                          f"namespace {view.meta.namespace} is not labelled org.alien.club/plan=enterprise")
         return
@@ -104,10 +107,12 @@ async def reconcile(ctl: Controller, key: Key) -> None:
                          "ORG_OPERATOR_AUTHENTIK_TOKEN_FILE); managed users need the identity provider")
         return
     drifted = ctl.drifted.pop(key, None)
-    if not needs_identity_provider(view) and drifted is None:
-        return
     try:
-        await _sync(ctl, identity, view, namespace.client_group, now, drifted)
+        if namespace is None or not namespace.enterprise:
+            if not lock_confirmed(view) or drifted is not None:
+                await _lock_only(ctl, identity, view, now)
+        elif needs_identity_provider(view) or drifted is not None:
+            await _sync(ctl, identity, view, namespace.client_group, now, drifted)
     except AuthentikError as error:
         await _unreachable(ctl, view, now, error)
 
@@ -185,6 +190,19 @@ async def _sync(ctl: Controller, identity: AuthentikClient, view: ManagedUserVie
     if user.attributes.get(OWNER_ATTRIBUTE) is None:
         user = await identity.patch_user(user.pk, attributes={**user.attributes, **attributes})
     await _record(ctl, identity, view, user, now)
+
+
+async def _lock_only(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, now: datetime) -> None:
+    """Outside the Enterprise plan: deactivate the user this object created, create nothing, and say
+    Locked only once Authentik has confirmed."""
+    user = await _find_own_user(identity, view)
+    if user is not None and owned_by(user, view) and user.is_active:
+        await identity.patch_user(user.pk, is_active=False)
+        ctl.events.normal(KIND, view.meta, Reason.LOCKED, f"Deactivated Authentik user {user.username}")
+    message = (f"namespace {view.meta.namespace} is not labelled org.alien.club/plan=enterprise; the deactivation "
+               "is applied in Authentik regardless")
+    await _write(ctl, view, {"phase": Phase.LOCKED.value, "conditions": _conditions(
+        view, now, (ConditionType.READY, False, Reason.ORGANIZATION_NOT_ENTERPRISE, message))})
 
 
 async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, user: User,

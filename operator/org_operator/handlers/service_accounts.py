@@ -1,4 +1,7 @@
-"""Reconcile an OrgServiceAccount: phase from spec.active, token counts, one owner per email."""
+"""Reconcile an OrgServiceAccount: phase and lock epoch from spec.active, token counts, one owner per email.
+
+The lock is never gated by the namespace's plan label: only issuing tokens is.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ from ..api.reasons import ConditionType, Phase, Reason
 from ..api.views import ServiceAccountView
 from ..decisions import conditions
 from ..decisions.emails import normalise, owner
+from ..decisions.locks import lock_status
+from ..kube import Conflict, path
 from ..runtime.cluster import Key
 from ..runtime.controller import Controller
+from ..runtime.queue import Requeue
 
 PLURAL = constants.SERVICE_ACCOUNTS
 KIND = constants.KIND_SERVICE_ACCOUNT
@@ -27,6 +33,8 @@ def desired_status(ctl: Controller, account: ServiceAccountView, now: datetime) 
     status: dict[str, Any] = {"observedGeneration": meta.generation}
     settling = False
     namespace = ctl.state.namespace(meta.namespace)
+    if account.spec is not None:
+        status |= lock_status(account.spec.active, account.status)
     ok, reason, message = True, Reason.ACTIVE, "service account is active; tokens can be issued"
     if namespace is None or not namespace.enterprise:
         ok, reason = False, Reason.ORGANIZATION_NOT_ENTERPRISE
@@ -38,7 +46,6 @@ def desired_status(ctl: Controller, account: ServiceAccountView, now: datetime) 
         tokens = ctl.state.tokens_of(meta.namespace, meta.name)
         phases = [token.status.get("phase") for token in tokens]
         settling = None in phases or (not account.spec.active and Phase.ACTIVE in phases)
-        status["phase"] = (Phase.ACTIVE if account.spec.active else Phase.LOCKED).value
         if not settling:
             status |= {"activeTokens": phases.count(Phase.ACTIVE), "revokedTokens": phases.count(Phase.REVOKED)}
         first = owner(ctl.state.email_claims(meta.namespace, normalise(account.spec.email)))
@@ -68,7 +75,10 @@ async def reconcile(ctl: Controller, key: Key) -> None:
     changes = conditions.status_changes(account.status, desired)
     if not changes:
         return
-    await ctl.patch_status(PLURAL, key, changes)
+    if "lockEpoch" in changes:
+        await _lock(ctl, account, changes)
+    else:
+        await ctl.patch_status(PLURAL, key, changes)
     if "phase" in changes or "conditions" in changes:
         for token in ctl.state.tokens_of(*key):  # whether they may be issued depends on this account
             ctl.enqueue(constants.API_TOKENS, token.meta.key)
@@ -84,3 +94,14 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         previous = conditions.find(account.status.get("conditions") or [], ConditionType.READY)
         if ready and ready["status"] == "False" and (previous or {}).get("reason") != ready["reason"]:
             ctl.events.warning(KIND, account.meta, ready["reason"], ready["message"])
+
+
+async def _lock(ctl: Controller, account: ServiceAccountView, changes: dict[str, Any]) -> None:
+    """The patch that raises the lock epoch applies only to the version it was computed from, so a
+    stale read (a watch lagging behind another writer) cannot raise it twice."""
+    body = {"metadata": {"resourceVersion": account.meta.resource_version}, "status": changes}
+    try:
+        written = await ctl.kube.patch(path(PLURAL, *account.meta.key, "status"), body)
+    except Conflict:
+        raise Requeue(0.5) from None  # the newer version is on its way through the watch
+    ctl.state.remember_status(PLURAL, account.meta.key, written)
