@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 _jitter = Random()  # our own generator: jitter must not consume or reseed the global one
 
 QueueKey = tuple[str, str, str]  # (plural, namespace, name)
+RELIST_QUIET = 3.0  # seconds without kopf re-list events before we re-list ourselves
 Reconciler = Callable[["Controller", Key], Awaitable[None]]
 
 
@@ -57,6 +58,8 @@ class Controller:
         self.identity_failures: dict[Key, int] = {}
         self._groups: dict[str, Group] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._relisting = asyncio.Lock()  # re-lists must not overlap (ClusterState.finish_relist)
+        self._relist_timer: asyncio.TimerHandle | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, for callers in other threads
 
     def register(self, plural: str, reconciler: Reconciler) -> None:
@@ -76,8 +79,8 @@ class Controller:
         """Prime the read model with one list of each kind, then start reconciling."""
         self.loop = asyncio.get_running_loop()
         self._kube = self._kube_factory()
-        self.state.prime({plural: await self._list_all(url, params)
-                          for plural, url, params in read_model(self.namespaces)})
+        since = self.state.begin_relist()
+        self.state.finish_relist(await self._list_everything(), since)  # kopf's first events queue the work
         self._events = EventRecorder(self._kube, self.settings.instance)
         self._events.start()
         authentik = self.settings.authentik()
@@ -85,9 +88,12 @@ class Controller:
             self.identity = AuthentikClient(authentik, event_hooks=self._identity_hooks)  # type: ignore[arg-type]
             self._background.append(asyncio.create_task(self._check_identity(), name="authentik-check"))
             self._background.append(asyncio.create_task(self._resync_forever(), name="authentik-resync"))
+        self._background.append(asyncio.create_task(self._relist_forever(), name="relist"))
         self.queue.start()
 
     async def stop(self) -> None:
+        if self._relist_timer is not None:
+            self._relist_timer.cancel()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -108,6 +114,50 @@ class Controller:
             page = await self.kube.list(url, limit="500", **params, **{"continue": token})
             items += page.get("items", [])
         return items
+
+    async def _list_everything(self) -> dict[str, list[dict[str, Any]]]:
+        listings: dict[str, list[dict[str, Any]]] = {}
+        for plural, url, params in read_model(self.namespaces):
+            listings.setdefault(plural, []).extend(await self._list_all(url, params))
+        return listings
+
+    async def relist(self) -> None:
+        """List every kind afresh and forget what the apiserver no longer has (missed DELETEDs).
+
+        Every object the list dropped or changed is reconciled, with what depends on it: a token whose
+        account vanished is revoked, an email a vanished account held goes to the next claimant.
+        """
+        async with self._relisting:
+            since = self.state.begin_relist()
+            affected = self.state.finish_relist(await self._list_everything(), since)
+        for plural, key in affected:
+            self.enqueue(plural, key)
+        logger.debug("Re-listed the cluster: %d objects to reconcile", len(affected))
+
+    def relist_soon(self) -> None:
+        """Re-list once kopf's own re-list (after 410 Gone or a watch restart) has quietened down."""
+        if self._relist_timer is not None:
+            self._relist_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._relist_timer = loop.call_later(RELIST_QUIET, self._start_relist)
+
+    def _start_relist(self) -> None:
+        self._relist_timer = None
+        task = asyncio.create_task(self._relist_logged(), name="relist-after-watch-restart")
+        self._background.append(task)
+        task.add_done_callback(self._background.remove)
+
+    async def _relist_logged(self) -> None:
+        try:
+            await self.relist()
+        except Exception:  # the periodic re-list is the backstop; the operator keeps running
+            logger.exception("Re-listing the cluster failed")
+
+    async def _relist_forever(self) -> None:
+        interval = self.settings.relist_interval
+        while True:
+            await asyncio.sleep(interval * _jitter.uniform(0.8, 1.2))
+            await self._relist_logged()
 
     def enqueue(self, plural: str, key: Key, delay: float = 0.0) -> None:
         self.queue.add_after((plural, *key), delay)
