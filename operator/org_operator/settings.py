@@ -36,6 +36,9 @@ class OperatorSettings(BaseSettings):
     authentik_timeout: float = Field(default=10.0, gt=0, description="Seconds per Authentik request.")
     authentik_recovery_email_variant: RecoveryEmailVariant = "auto"
     resync_interval: float = Field(default=600.0, gt=0, description="Seconds between drift resyncs with Authentik.")
+    relist_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between full re-lists, which drop objects whose deletion was missed."
+    )
 
     leader_election: bool = Field(
         default=True, description="Act only while holding the Lease; off (--standalone) only for a single replica."

@@ -141,8 +141,9 @@ def start_operator(kubeconfig: Path) -> OperatorFactory:
     """Start the real operator; usable several times in one test (crash and restart)."""
 
     @contextlib.contextmanager
-    def start(settings: OperatorSettings | None = None, **options: Any) -> Iterator[Controller]:
-        controller, registry = build(settings or OperatorSettings(account_status_delay=0.2), fast_kopf, **options)
+    def start(settings: OperatorSettings | None = None, tune: Callable[[kopf.OperatorSettings], None] = fast_kopf,
+              **options: Any) -> Iterator[Controller]:
+        controller, registry = build(settings or OperatorSettings(account_status_delay=0.2), tune, **options)
         with kopf.testing.KopfRunner(["run", "-A", "--standalone"], registry=registry) as runner:
             wait_for(lambda: controller.state.ready, timeout=10)
             yield controller

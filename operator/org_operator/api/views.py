@@ -162,12 +162,13 @@ class NamespaceView:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    uid: str = ""  # a namespace deleted and recreated under the same name is another namespace
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> NamespaceView:
         metadata = body.get("metadata", {})
         return cls(metadata.get("name", ""), dict(metadata.get("labels") or {}),
-                   dict(metadata.get("annotations") or {}))
+                   dict(metadata.get("annotations") or {}), metadata.get("uid", ""))
 
     @property
     def enterprise(self) -> bool:

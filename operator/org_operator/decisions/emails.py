@@ -7,18 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class EmailClaim:
-    """An object claiming an email; ordering puts the rightful owner first."""
+    """An object claiming an email; ``recorded``: its status says it was granted the email."""
 
     created: datetime
     name: str
     kind: str
+    recorded: bool = False
 
 
 def owner(claims: Iterable[EmailClaim]) -> EmailClaim | None:
-    """The oldest object keeps the email (creationTimestamp, then name, then kind)."""
-    return min(claims, default=None)
+    """Who keeps the email: a recorded claim first, then the oldest (creationTimestamp, name, kind).
+
+    creationTimestamp has one-second resolution, so age alone can hand an established object's
+    email to a same-second newcomer with an earlier name; a recorded claim never moves.
+    """
+    return min(claims, key=lambda claim: (not claim.recorded, claim.created, claim.name, claim.kind), default=None)
 
 
 def normalise(email: str) -> str:

@@ -17,6 +17,7 @@ from ..api import constants
 from ..api.reasons import ConditionType, Phase, Reason
 from ..api.views import ManagedUserView, format_time
 from ..decisions import conditions
+from ..decisions.emails import normalise
 from ..decisions.managed_users import (
     changes_for,
     lock_confirmed,
@@ -62,6 +63,9 @@ def _conditions(view: ManagedUserView, now: datetime, *updates: tuple[str, bool,
 
 
 async def _write(ctl: Controller, view: ManagedUserView, desired: dict[str, Any]) -> bool:
+    """Patch what differs; an owner of its email also records the claim, which then never moves."""
+    if view.spec is not None and ctl.state.owns_email(view.meta, KIND, view.spec.email):
+        desired = {"claimedEmail": normalise(view.spec.email), **desired}
     changes = conditions.status_changes(view.status, {"observedGeneration": view.meta.generation, **desired})
     if changes:
         await ctl.patch_status(PLURAL, view.meta.key, changes)
@@ -97,7 +101,7 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         return
     if not ctl.state.owns_email(view.meta, KIND, view.spec.email):
         await _not_ready(ctl, view, now, Phase.FAILED, Reason.DUPLICATE_EMAIL,
-                         f"email {view.spec.email} already belongs to an older user in this organization; "
+                         f"email {view.spec.email} already belongs to another user in this organization; "
                          "one user per identity")
         return
     identity = ctl.identity
@@ -113,6 +117,8 @@ async def reconcile(ctl: Controller, key: Key) -> None:
                 await _lock_only(ctl, identity, view, now)
         elif needs_identity_provider(view) or drifted is not None:
             await _sync(ctl, identity, view, namespace.client_group, now, drifted)
+        else:
+            await _write(ctl, view, {})  # in sync: writes only a claim not yet recorded (users older than claims)
     except AuthentikError as error:
         await _unreachable(ctl, view, now, error)
 

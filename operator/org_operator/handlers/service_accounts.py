@@ -51,10 +51,12 @@ def desired_status(ctl: Controller, account: ServiceAccountView, now: datetime) 
         first = owner(ctl.state.email_claims(meta.namespace, normalise(account.spec.email)))
         if first is not None and (first.kind, first.name) != (KIND, meta.name):
             ok, reason = False, Reason.DUPLICATE_EMAIL
-            message = (f"email {account.spec.email} already belongs to {first.kind} {first.name}, which is older; "
+            message = (f"email {account.spec.email} already belongs to {first.kind} {first.name}; "
                        "one user per identity: use another email")
         elif not account.spec.active:
             reason, message = Reason.LOCKED, "service account is locked; all its tokens are revoked"
+        if reason != Reason.DUPLICATE_EMAIL:
+            status["claimedEmail"] = normalise(account.spec.email)  # granted; recorded, it never moves
     status["conditions"] = conditions.set_condition(
         account.status.get("conditions") or [], type=ConditionType.READY, status=ok, reason=reason,
         message=message, generation=meta.generation, now=now,

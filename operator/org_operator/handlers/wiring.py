@@ -70,6 +70,12 @@ def build_registry(
             plural = SA if claim.kind == constants.KIND_SERVICE_ACCOUNT else MU
             ctl.enqueue(plural, (namespace, claim.name))
 
+    def after_listing(type: str | None) -> None:
+        """kopf re-lists after 410 Gone or a watch restart (events without a type) and sends no DELETED
+        for what vanished meanwhile: re-list ourselves once its list is through, to forget it too."""
+        if type is None and ctl.state.ready:
+            ctl.relist_soon()
+
     def requeue_tokens_naming(namespace: str, name: str) -> None:
         for token in ctl.state.tokens_of(namespace, name):
             ctl.enqueue(TOKENS, token.meta.key)
@@ -77,6 +83,7 @@ def build_registry(
     @kopf.on.event("v1", "namespaces", registry=registry)
     async def namespace_changed(name: str, body: kopf.Body, type: str | None, **_: Any) -> None:
         ctl.state.apply("namespaces", body, deleted=type == "DELETED")
+        after_listing(type)
         for plural in (SA, MU, TOKENS):
             for key in ctl.state.keys_in_namespace(plural, name):
                 ctl.enqueue(plural, key)
@@ -87,6 +94,7 @@ def build_registry(
         body: kopf.Body, **_: Any
     ) -> None:
         ctl.state.apply(SA, body, deleted=type == "DELETED")
+        after_listing(type)
         if type != "DELETED" and not meta.get("deletionTimestamp") and status.get("observedGeneration") == meta.get(
                 "generation"):
             ctl.enqueue_quietly(SA, (namespace, name))  # the echo of our own status write: counts only
@@ -100,6 +108,7 @@ def build_registry(
         namespace: str, name: str, spec: kopf.Spec, body: kopf.Body, type: str | None, **_: Any
     ) -> None:
         ctl.state.apply(MU, body, deleted=type == "DELETED")
+        after_listing(type)
         ctl.enqueue(MU, (namespace, name))
         requeue_tokens_naming(namespace, name)
         requeue_email_claimants(namespace, spec)
@@ -109,6 +118,7 @@ def build_registry(
         namespace: str, name: str, spec: kopf.Spec, body: kopf.Body, type: str | None, **_: Any
     ) -> None:
         ctl.state.apply(TOKENS, body, deleted=type == "DELETED")
+        after_listing(type)
         ctl.enqueue(TOKENS, (namespace, name))
         account = spec.get("serviceAccountName")
         if account:
@@ -117,6 +127,7 @@ def build_registry(
     @kopf.on.event("v1", "secrets", labels=ours, registry=registry)
     async def secret_changed(namespace: str, labels: kopf.Labels, body: kopf.Body, type: str | None, **_: Any) -> None:
         ctl.state.apply("secrets", body, deleted=type == "DELETED")
+        after_listing(type)
         token = labels.get(constants.TOKEN_NAME_LABEL)
         if token:
             ctl.enqueue(TOKENS, (namespace, token))

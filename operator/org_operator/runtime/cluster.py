@@ -6,6 +6,12 @@ watch events keep it current from then on. (kopf's own indexes would do the prim
 each object's worker on a per-object toggle during the initial list, which is quadratic in the
 number of objects: 133 s to start with 3,000 objects on this machine.)
 
+Watches miss deletions: kopf re-lists after 410 Gone or a restart without a DELETED for what
+vanished meanwhile. So the picture is replaced by a full re-list now and then (the startup prime is
+one), merged so that watch events applied while the list was in flight win over the listing: every
+applied event is stamped with a sequence number, and only entries not stamped since the list began
+are replaced or dropped. Nothing compares resourceVersions across objects.
+
 Our own writes are overlaid until the watch catches up, so a reconcile that runs between our write
 and its watch event does not act on the stale state.
 """
@@ -37,6 +43,9 @@ Key = tuple[str, str]
 WATCH_LAG_LIMIT = 10.0
 _KIND_OF = {constants.SERVICE_ACCOUNTS: constants.KIND_SERVICE_ACCOUNT,
             constants.MANAGED_USERS: constants.KIND_MANAGED_USER}
+_PLURAL_OF = {kind: plural for plural, kind in _KIND_OF.items()}
+_VIEWS: dict[str, Any] = {"namespaces": NamespaceView, "secrets": SecretView, constants.API_TOKENS: ApiTokenView,
+                          constants.SERVICE_ACCOUNTS: ServiceAccountView, constants.MANAGED_USERS: ManagedUserView}
 
 
 def _newer(written: str, seen: str) -> bool:
@@ -51,73 +60,134 @@ def _newer(written: str, seen: str) -> bool:
         return False
 
 
-def _claim(kind: str, meta: ObjectMeta) -> EmailClaim:
-    return EmailClaim(created=meta.created or datetime.max.replace(tzinfo=UTC), name=meta.name, kind=kind)
+def _claim(kind: str, view: ServiceAccountView | ManagedUserView) -> EmailClaim:
+    assert view.spec is not None
+    recorded = view.status.get("claimedEmail") == normalise(view.spec.email)
+    created = view.meta.created or datetime.max.replace(tzinfo=UTC)
+    return EmailClaim(created=created, name=view.meta.name, kind=kind, recorded=recorded)
+
+
+def _key(view: Any) -> Key:
+    """Where a view is stored; namespaces, being cluster-scoped, under ("", name)."""
+    return ("", view.name) if isinstance(view, NamespaceView) else view.meta.key  # type: ignore[no-any-return]
+
+
+def _uid(view: Any) -> str:
+    return view.uid if isinstance(view, NamespaceView) else view.meta.uid  # type: ignore[no-any-return]
 
 
 class ClusterState:
     def __init__(self) -> None:
         self.ready = False
-        self._namespaces: dict[str, NamespaceView] = {}
+        self._namespaces: dict[Key, NamespaceView] = {}  # by ("", name)
         self._accounts: dict[Key, ServiceAccountView] = {}
         self._users: dict[Key, ManagedUserView] = {}
         self._tokens: dict[Key, ApiTokenView] = {}
         self._secrets: dict[Key, SecretView] = {}
+        self._stores: dict[str, dict[Key, Any]] = {
+            "namespaces": self._namespaces, constants.SERVICE_ACCOUNTS: self._accounts,
+            constants.MANAGED_USERS: self._users, constants.API_TOKENS: self._tokens, "secrets": self._secrets}
         self._tokens_by_account: dict[Key, set[str]] = {}
         self._emails: dict[Key, dict[tuple[str, str], EmailClaim]] = {}
+        self._sequence = 0
+        self._touched: dict[tuple[str, Key], int] = {}  # (plural, key): sequence of its last applied event
         self._written: dict[tuple[str, Key], tuple[str, Mapping[str, Any]]] = {}
         self._secrets_written: dict[Key, tuple[float, SecretView | None]] = {}
 
-    # Feeding: the initial lists and kopf's watch events.
+    # Feeding: lists and kopf's watch events.
 
     def apply(self, plural: str, body: Mapping[str, Any], deleted: bool = False) -> None:
-        """Record an object as a list or a watch event shows it (``deleted``: it is gone)."""
-        if plural == "namespaces":
-            name = body.get("metadata", {}).get("name", "")
-            if deleted:
-                self._namespaces.pop(name, None)
-            else:
-                self._namespaces[name] = NamespaceView.of(body)
-            return
+        """Record an object as a watch event shows it (``deleted``: it is gone).
+
+        A deletion removes only the object it names by uid: a late DELETED of an old object must not
+        drop a newer one recreated under the same name.
+        """
         meta = ObjectMeta.of(body)
-        if plural == "secrets":
-            self._put(self._secrets, meta.key, None if deleted else SecretView.of(body))
-        elif plural == constants.API_TOKENS:
-            previous = self._tokens.get(meta.key)
-            if previous is not None and previous.spec is not None:
-                self._tokens_by_account.get((meta.namespace, previous.spec.service_account_name), set()).discard(
-                    meta.name)
-            token = None if deleted else ApiTokenView.of(body)
-            self._put(self._tokens, meta.key, token)
-            if token is not None and token.spec is not None:
-                self._tokens_by_account.setdefault(
-                    (meta.namespace, token.spec.service_account_name), set()).add(meta.name)
-        elif plural in _KIND_OF:
-            store: dict[Key, Any] = self._accounts if plural == constants.SERVICE_ACCOUNTS else self._users
-            view_type: Any = ServiceAccountView if plural == constants.SERVICE_ACCOUNTS else ManagedUserView
-            previous = store.get(meta.key)
-            if previous is not None and previous.spec is not None:
-                self._emails.get((meta.namespace, normalise(previous.spec.email)), {}).pop(
-                    (_KIND_OF[plural], meta.name), None)
-            view = None if deleted else view_type.of(body)
-            self._put(store, meta.key, view)
-            if view is not None and view.spec is not None:
-                claims = self._emails.setdefault((meta.namespace, normalise(view.spec.email)), {})
-                claims[(_KIND_OF[plural], meta.name)] = _claim(_KIND_OF[plural], meta)
+        key = meta.key  # ("", name) for namespaces
+        if deleted:
+            current = self._stores[plural].get(key)
+            if current is not None and _uid(current) != meta.uid:
+                return
+            view = None
+        else:
+            view = _VIEWS[plural].of(body)
+        self._sequence += 1
+        self._touched[(plural, key)] = self._sequence
+        self._set(plural, key, view)
 
-    def prime(self, listings: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
-        """Load the initial lists of every kind; the operator is ready to reconcile after this."""
+    def begin_relist(self) -> int:
+        """Call before listing; pass the result to :meth:`finish_relist`."""
+        return self._sequence
+
+    def finish_relist(self, listings: Mapping[str, Iterable[Mapping[str, Any]]], since: int) -> set[tuple[str, Key]]:
+        """Replace the picture of every listed kind with its listing; return what needs a reconcile.
+
+        Entries touched by watch events after ``since`` (while the list was in flight) are kept as
+        the events left them; the others become what the list says, and those it does not show are
+        dropped. Re-lists must not overlap.
+        """
+        affected: set[tuple[str, Key]] = set()
         for plural, items in listings.items():
-            for body in items:
-                self.apply(plural, body)
+            store = self._stores[plural]
+            listed = {_key(view): view for view in map(_VIEWS[plural].of, items)}
+            for key in store.keys() | listed.keys():
+                if self._touched.get((plural, key), 0) > since:
+                    continue
+                before, after = store.get(key), listed.get(key)
+                if before != after:
+                    self._set(plural, key, after)
+                    affected |= self._dependents(plural, key, before, after)
+        self._touched = {touched: sequence for touched, sequence in self._touched.items() if sequence > since}
         self.ready = True
+        return affected
 
-    @staticmethod
-    def _put(store: dict[Key, Any], key: Key, view: Any) -> None:
+    def _set(self, plural: str, key: Key, view: Any) -> None:
+        """Store or drop one view, keeping the token and email indexes in step."""
+        store = self._stores[plural]
+        previous = store.get(key)
+        if plural == constants.API_TOKENS:
+            if previous is not None and previous.spec is not None:
+                account = (key[0], previous.spec.service_account_name)
+                names = self._tokens_by_account.get(account, set())
+                names.discard(key[1])
+                if not names:
+                    self._tokens_by_account.pop(account, None)
+            if view is not None and view.spec is not None:
+                self._tokens_by_account.setdefault((key[0], view.spec.service_account_name), set()).add(key[1])
+        elif plural in _KIND_OF:
+            kind = _KIND_OF[plural]
+            if previous is not None and previous.spec is not None:
+                email = (key[0], normalise(previous.spec.email))
+                claims = self._emails.get(email, {})
+                claims.pop((kind, key[1]), None)
+                if not claims:
+                    self._emails.pop(email, None)
+            if view is not None and view.spec is not None:
+                claims = self._emails.setdefault((key[0], normalise(view.spec.email)), {})
+                claims[(kind, key[1])] = _claim(kind, self._with_overlay(plural, view))
         if view is None:
             store.pop(key, None)
         else:
             store[key] = view
+
+    def _dependents(self, plural: str, key: Key, before: Any, after: Any) -> set[tuple[str, Key]]:
+        """What to reconcile when a re-list changed one object: itself and what depends on it."""
+        if plural == "namespaces":
+            return {(kind, other) for kind in _KIND_OF.keys() | {constants.API_TOKENS}
+                    for other in self.keys_in_namespace(kind, key[1])}
+        if plural == "secrets":
+            return {(constants.API_TOKENS, token) for token, view in self._tokens.items()
+                    if token[0] == key[0] and view.secret_name == key[1]}
+        found = {(plural, key)}
+        if plural == constants.API_TOKENS:
+            return found | {(constants.SERVICE_ACCOUNTS, (key[0], view.spec.service_account_name))
+                            for view in (before, after) if view is not None and view.spec is not None}
+        found |= {(constants.API_TOKENS, (key[0], name)) for name in self._tokens_by_account.get(key, ())}
+        for view in (before, after):
+            if view is not None and view.spec is not None:
+                claims = self.email_claims(key[0], normalise(view.spec.email))
+                found |= {(_PLURAL_OF[claim.kind], (key[0], claim.name)) for claim in claims}
+        return found
 
     # Our own writes, overlaid until the watch shows them.
 
@@ -137,6 +207,8 @@ class ClusterState:
         """Record the object as our write returned it, until the watch delivers the same or newer."""
         version = str(body.get("metadata", {}).get("resourceVersion", ""))
         self._written[(kind, key)] = (version, dict(body.get("status") or {}))
+        if kind in _KIND_OF and key in self._stores[kind]:
+            self._set(kind, key, self._stores[kind][key])  # a claim we just recorded holds from now on
 
     def forget(self, kind: str, key: Key) -> None:
         self._written.pop((kind, key), None)
@@ -148,7 +220,7 @@ class ClusterState:
     # Reading.
 
     def namespace(self, name: str) -> NamespaceView | None:
-        return self._namespaces.get(name)
+        return self._namespaces.get(("", name))
 
     def service_account(self, key: Key) -> ServiceAccountView | None:
         return self._with_overlay(constants.SERVICE_ACCOUNTS, self._accounts.get(key))

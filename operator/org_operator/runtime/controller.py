@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 _jitter = Random()  # our own generator: jitter must not consume or reseed the global one
 
 QueueKey = tuple[str, str, str]  # (plural, namespace, name)
+RELIST_QUIET = 3.0  # seconds without kopf re-list events before we re-list ourselves
 Reconciler = Callable[["Controller", Key], Awaitable[None]]
 
 
@@ -78,6 +79,8 @@ class Controller:
         self._lease_kube: Kube | None = None
         self._campaign: asyncio.Task[None] | None = None
         self._term: asyncio.Task[None] | None = None
+        self._relisting = asyncio.Lock()  # re-lists must not overlap (ClusterState.finish_relist)
+        self._relist_timer: asyncio.TimerHandle | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the operator's loop, for callers in other threads
 
     def register(self, plural: str, reconciler: Reconciler) -> None:
@@ -155,6 +158,7 @@ class Controller:
         if self.identity is not None:
             self._background.append(asyncio.create_task(self._check_identity(), name="authentik-check"))
             self._background.append(asyncio.create_task(self._resync_forever(), name="authentik-resync"))
+        self._background.append(asyncio.create_task(self._relist_forever(), name="relist"))
         for plural in self._reconcilers:
             for key in self.state.all_keys(plural):
                 self.enqueue(plural, key)
@@ -162,6 +166,9 @@ class Controller:
     async def _follow(self) -> None:
         """Lost the Lease (or stopping): stop all work at once; nothing queued survives the term."""
         self.leading = False
+        if self._relist_timer is not None:
+            self._relist_timer.cancel()
+            self._relist_timer = None
         tasks = [task for task in (self._term, *self._background) if task is not None]
         for task in tasks:
             task.cancel()
@@ -173,11 +180,6 @@ class Controller:
                 await asyncio.wait_for(self._events.flush(), timeout=5)
             await self._events.stop()
 
-    async def relist(self) -> None:
-        """List every kind and load the read model from it."""
-        self.state.prime({plural: await self._list_all(url, params)
-                          for plural, url, params in read_model(self.namespaces)})
-
     async def _list_all(self, url: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         page = await self.kube.list(url, limit="500", **params)
@@ -186,6 +188,55 @@ class Controller:
             page = await self.kube.list(url, limit="500", **params, **{"continue": token})
             items += page.get("items", [])
         return items
+
+    async def _list_everything(self) -> dict[str, list[dict[str, Any]]]:
+        listings: dict[str, list[dict[str, Any]]] = {}
+        for plural, url, params in read_model(self.namespaces):
+            listings.setdefault(plural, []).extend(await self._list_all(url, params))
+        return listings
+
+    async def relist(self) -> None:
+        """List every kind afresh and forget what the apiserver no longer has (missed DELETEDs).
+
+        Every object the list dropped or changed is reconciled, with what depends on it: a token whose
+        account vanished is revoked, an email a vanished account held goes to the next claimant.
+        """
+        async with self._relisting:
+            since = self.state.begin_relist()
+            affected = self.state.finish_relist(await self._list_everything(), since)
+        for plural, key in affected:
+            self.enqueue(plural, key)
+        logger.debug("Re-listed the cluster: %d objects to reconcile", len(affected))
+
+    def relist_soon(self) -> None:
+        """Re-list once kopf's own re-list (after 410 Gone or a watch restart) has quietened down.
+
+        Only while leading: a standby re-lists when its term begins.
+        """
+        if not self.leading:
+            return
+        if self._relist_timer is not None:
+            self._relist_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._relist_timer = loop.call_later(RELIST_QUIET, self._start_relist)
+
+    def _start_relist(self) -> None:
+        self._relist_timer = None
+        task = asyncio.create_task(self._relist_logged(), name="relist-after-watch-restart")
+        self._background.append(task)
+        task.add_done_callback(self._background.remove)
+
+    async def _relist_logged(self) -> None:
+        try:
+            await self.relist()
+        except Exception:  # the periodic re-list is the backstop; the operator keeps running
+            logger.exception("Re-listing the cluster failed")
+
+    async def _relist_forever(self) -> None:
+        interval = self.settings.relist_interval
+        while True:
+            await asyncio.sleep(interval * _jitter.uniform(0.8, 1.2))
+            await self._relist_logged()
 
     def enqueue(self, plural: str, key: Key, delay: float = 0.0) -> None:
         """Queue a reconcile; dropped while not leading (a new term reconciles everything anyway)."""
