@@ -34,6 +34,12 @@ async def active(http: Kube) -> int:
     return sum(1 for item in items if (item.get("status") or {}).get("phase") == "Active")
 
 
+async def counted(http: Kube) -> bool:
+    """Every service account's token count is written: the cluster is in sync before the restart."""
+    items = (await http.list(f"{ORG}/{constants.SERVICE_ACCOUNTS}"))["items"]
+    return all((item.get("status") or {}).get("activeTokens") == TOKENS_PER_ACCOUNT for item in items)
+
+
 async def scenario(url: str) -> dict[str, Any]:
     objects = ACCOUNTS * (1 + TOKENS_PER_ACCOUNT)
     async with Kube.for_url(url) as http:
@@ -44,9 +50,9 @@ async def scenario(url: str) -> dict[str, Any]:
             await create_all(http, constants.API_TOKENS, [
                 body(constants.KIND_API_TOKEN, f"sa-{i}-t{j}", {"serviceAccountName": f"sa-{i}"})
                 for i in range(ACCOUNTS) for j in range(TOKENS_PER_ACCOUNT)])
-            while await active(http) < ACCOUNTS * TOKENS_PER_ACCOUNT:
+            while await active(http) < ACCOUNTS * TOKENS_PER_ACCOUNT or not await counted(http):
                 await asyncio.sleep(1.0)
-            await asyncio.sleep(5.0)  # service-account counts and Events settle
+            await asyncio.sleep(3.0)  # Events settle
 
         await http.delete("/_emulator/requests")
         before = reconciled()

@@ -67,6 +67,13 @@ def _claim(kind: str, view: ServiceAccountView | ManagedUserView) -> EmailClaim:
     return EmailClaim(created=created, name=view.meta.name, kind=kind, recorded=recorded)
 
 
+def _unindex(index: dict[Key, set[str]], key: Key, name: str) -> None:
+    names = index.get(key, set())
+    names.discard(name)
+    if not names:
+        index.pop(key, None)
+
+
 def _key(view: Any) -> Key:
     """Where a view is stored; namespaces, being cluster-scoped, under ("", name)."""
     return ("", view.name) if isinstance(view, NamespaceView) else view.meta.key  # type: ignore[no-any-return]
@@ -88,6 +95,7 @@ class ClusterState:
             "namespaces": self._namespaces, constants.SERVICE_ACCOUNTS: self._accounts,
             constants.MANAGED_USERS: self._users, constants.API_TOKENS: self._tokens, "secrets": self._secrets}
         self._tokens_by_account: dict[Key, set[str]] = {}
+        self._tokens_by_secret: dict[Key, set[str]] = {}  # a re-listed Secret finds its token without a scan
         self._emails: dict[Key, dict[tuple[str, str], EmailClaim]] = {}
         self._sequence = 0
         self._touched: dict[tuple[str, Key], int] = {}  # (plural, key): sequence of its last applied event
@@ -146,14 +154,14 @@ class ClusterState:
         store = self._stores[plural]
         previous = store.get(key)
         if plural == constants.API_TOKENS:
-            if previous is not None and previous.spec is not None:
-                account = (key[0], previous.spec.service_account_name)
-                names = self._tokens_by_account.get(account, set())
-                names.discard(key[1])
-                if not names:
-                    self._tokens_by_account.pop(account, None)
-            if view is not None and view.spec is not None:
-                self._tokens_by_account.setdefault((key[0], view.spec.service_account_name), set()).add(key[1])
+            if previous is not None:
+                _unindex(self._tokens_by_secret, (key[0], previous.secret_name), key[1])
+                if previous.spec is not None:
+                    _unindex(self._tokens_by_account, (key[0], previous.spec.service_account_name), key[1])
+            if view is not None:
+                self._tokens_by_secret.setdefault((key[0], view.secret_name), set()).add(key[1])
+                if view.spec is not None:
+                    self._tokens_by_account.setdefault((key[0], view.spec.service_account_name), set()).add(key[1])
         elif plural in _KIND_OF:
             kind = _KIND_OF[plural]
             if previous is not None and previous.spec is not None:
@@ -176,8 +184,7 @@ class ClusterState:
             return {(kind, other) for kind in _KIND_OF.keys() | {constants.API_TOKENS}
                     for other in self.keys_in_namespace(kind, key[1])}
         if plural == "secrets":
-            return {(constants.API_TOKENS, token) for token, view in self._tokens.items()
-                    if token[0] == key[0] and view.secret_name == key[1]}
+            return {(constants.API_TOKENS, (key[0], name)) for name in self._tokens_by_secret.get(key, ())}
         found = {(plural, key)}
         if plural == constants.API_TOKENS:
             return found | {(constants.SERVICE_ACCOUNTS, (key[0], view.spec.service_account_name))
