@@ -8,8 +8,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY operator ./operator
+COPY crds ./crds
+COPY examples ./examples
 RUN /opt/venv/bin/pip wheel --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-index --find-links /wheels /wheels/*.whl
 

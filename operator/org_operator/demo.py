@@ -13,6 +13,7 @@ import base64
 import contextlib
 import logging
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -31,11 +32,20 @@ from .settings import OperatorSettings
 from .users_table import build_rows, render_table
 from .verifier import Verifier, VerifierConfig
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-CRDS = PACKAGE_ROOT / "crds"
-EXAMPLES = PACKAGE_ROOT / "examples"
+SHIPPED = Path(__file__).resolve().parent / "data"  # a wheel carries crds/ and examples/ here (setup.py)
+CHECKOUT = Path(__file__).resolve().parents[2]  # a source checkout or an editable install
 DEMO_NAMESPACE = "acme"
 PUBLIC_HOST = "auth.acme.example"
+
+
+def demo_files(name: str, pattern: str = "*.yaml") -> Path:
+    """The directory ``crds`` or ``examples`` as installed; a missing one is one clear error, never a hang."""
+    for directory in (SHIPPED / name, CHECKOUT / name):
+        if any(directory.glob(pattern)):
+            return directory
+    raise click.ClickException(
+        f"the demo needs {name}/ ({pattern}), found neither in the package ({SHIPPED / name}) nor in a "
+        f"checkout ({CHECKOUT / name}): reinstall org-operator from a wheel built by `pip wheel .`")
 
 
 def _title(text: str) -> None:
@@ -121,9 +131,9 @@ async def _verify(http: httpx.AsyncClient, kube: Kube, secret_name: str, method:
     return f"{response.status_code} {identity or response.headers.get('www-authenticate', '')}"
 
 
-async def _scenario(kube: Kube, verifier_url: str, authentik: Any) -> None:
+async def _scenario(kube: Kube, verifier_url: str, authentik: Any, examples: Path) -> None:
     _title("1. Applying examples/ (in file order, as kubectl apply -f examples/ would)")
-    await apply_examples(kube, EXAMPLES, skip=lambda doc: doc["metadata"]["name"] == "globex-production-2026-12")
+    await apply_examples(kube, examples, skip=lambda doc: doc["metadata"]["name"] == "globex-production-2026-12")
     await _until(lambda: _settled(kube))
     _title("2. Organization Users (org-operator users -n acme)")
     await _print_users(kube)
@@ -137,7 +147,7 @@ async def _scenario(kube: Kube, verifier_url: str, authentik: Any) -> None:
         click.echo(f"  GET  with globex-production      -> {await _verify(http, kube, 'globex-production')}")
         click.echo(f"  POST with globex-production      -> {await _verify(http, kube, 'globex-production', 'POST')}")
         _title("6. Rotation: issue a second token, then revoke the first (kubectl delete oat globex-production)")
-        rotation = next(yaml.safe_load_all((EXAMPLES / "30-rotation.yaml").read_text()))
+        rotation = next(yaml.safe_load_all((examples / "30-rotation.yaml").read_text()))
         await kube.create(path(constants.API_TOKENS, DEMO_NAMESPACE), rotation)
         await _until(lambda: _secret_exists(kube, "globex-production-2026-12"))
         secret = await kube.get(core_path("secrets", DEMO_NAMESPACE, "globex-production"))
@@ -179,8 +189,9 @@ async def run_demo() -> None:
     from .emulators.authentik import AuthentikEmulatorThread
     from .emulators.kubernetes import EmulatorThread
 
+    crds, examples = demo_files("crds", "org*.yaml"), demo_files("examples")
     with tempfile.TemporaryDirectory() as scratch, \
-            EmulatorThread(crds=sorted(CRDS.glob("org*.yaml"))) as api, \
+            EmulatorThread(crds=sorted(crds.glob("org*.yaml"))) as api, \
             AuthentikEmulatorThread() as authentik:
         authentik.store.set_recovery_flow("default-recovery-flow", domain=PUBLIC_HOST)
         os.environ["KUBECONFIG"] = str(api.write_kubeconfig(Path(scratch) / "kubeconfig"))
@@ -189,20 +200,44 @@ async def run_demo() -> None:
             authentik_url=authentik.url, authentik_token=authentik.token,  # type: ignore[arg-type]
             authentik_public_host=PUBLIC_HOST, account_status_delay=0.2,
         )
-        stop = asyncio.Event()
+        stop, ready = asyncio.Event(), asyncio.Event()
         _, registry = build(settings, tune=lambda s: setattr(s.scanning, "disabled", True))
         operator = asyncio.create_task(kopf.operator(registry=registry, clusterwide=True, standalone=True,
-                                                     stop_flag=stop))
+                                                     stop_flag=stop, ready_flag=ready))
         kube = Kube.from_config()
         try:
             async with Verifier(VerifierConfig(port=0, host="127.0.0.1", last_used_window=1.0), kube) as verifier:
                 await verifier.wait_ready()
-                await _scenario(kube, verifier.url, authentik)
+                await _until_stopped(lambda: _scenario(kube, verifier.url, authentik, examples), operator, ready)
         finally:
-            stop.set()
+            stop.set()  # kopf then waits up to 5 s for tasks it did not spawn to end: a demo does not
+            done, _ = await asyncio.wait({operator}, timeout=1.0)
+            if not done:
+                operator.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await operator
             await kube.aclose()
+
+
+async def _until_stopped(scenario: Callable[[], Awaitable[None]], operator: asyncio.Task[None],
+                         ready: asyncio.Event) -> None:
+    """Run the scenario once the operator is up; Ctrl-C or SIGTERM cuts it short at once.
+
+    From then on our handlers replace kopf's own: kopf would stop only the operator, then give every
+    task spawned since its start (the scenario, the verifier's) 5 s to finish by themselves.
+    """
+    await asyncio.wait({operator, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    story = asyncio.ensure_future(scenario())
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, story.cancel)
+    await asyncio.wait({story, operator}, return_when=asyncio.FIRST_COMPLETED)
+    if story.cancelled() or not story.done():
+        story.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await story
+        raise click.ClickException("stopped before the demo finished")
+    story.result()
 
 
 def main() -> None:
