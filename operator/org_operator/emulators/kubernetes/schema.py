@@ -76,6 +76,7 @@ class Schema:
     multiple_of: float | None = None
     min_items: int | None = None
     max_items: int | None = None
+    max_properties: int | None = None
     preserve_unknown: bool = False
     int_or_string: bool = False
     list_type: str | None = None
@@ -113,6 +114,7 @@ class Schema:
             multiple_of=raw.get("multipleOf"),
             min_items=raw.get("minItems"),
             max_items=raw.get("maxItems"),
+            max_properties=raw.get("maxProperties"),
             preserve_unknown=bool(raw.get("x-kubernetes-preserve-unknown-fields")) or additional_raw is True,
             int_or_string=bool(raw.get("x-kubernetes-int-or-string")),
             list_type=raw.get("x-kubernetes-list-type"),
@@ -234,6 +236,7 @@ class _Validation:
         elif isinstance(value, int | float) and not isinstance(value, bool):
             self._check_number(value, schema, path)
         elif isinstance(value, dict):
+            self._check_max_properties(value, schema, path)
             self.visit_object(value, old, schema, path)
             return  # visit_object queued the rules after its children
         if schema.rules:
@@ -321,6 +324,14 @@ class _Validation:
             detail = f"must have at most {schema.max_items} {unit}"
             self.errors.append(FieldError("FieldValueTooMany", where, len(value), detail))
         self._check_list_type(value, schema, path)
+
+    def _check_max_properties(self, value: dict[str, Any], schema: Schema, path: Path) -> None:
+        """maxProperties: apiextensions turns kube-openapi's TooManyProperties into TooMany, as for maxItems."""
+        where = openapi_path(path)
+        if schema.max_properties is not None and len(value) > schema.max_properties:
+            unit = "item" if schema.max_properties == 1 else "items"
+            detail = f"must have at most {schema.max_properties} {unit}"
+            self.errors.append(FieldError("FieldValueTooMany", where, len(value), detail))
 
     def _check_list_type(self, value: list[Any], schema: Schema, path: Path) -> None:
         """x-kubernetes-list-type: set items and map keys must be unique."""
