@@ -305,7 +305,8 @@ async def test_metadata_validation(client: Client) -> None:
     long_value = {"metadata": {"name": "s1", "labels": {"org.alien.club/api-token": "a" * 64}}}
     refused = await client.post(secrets, long_value)
     assert (refused.status, refused.body["message"]) == (422, (
-        'Secret "s1" is invalid: metadata.labels: Invalid value: "' + "a" * 64 + '": must be no more than 63 characters'))
+        'Secret "s1" is invalid: metadata.labels: Invalid value: "' + "a" * 64
+        + '": must be no more than 63 characters'))
     huge = {"metadata": {"name": "s2", "annotations": {"a": "x" * 200_000, "b": "y" * 70_000}}}
     refused = await client.post(secrets, huge)
     assert (refused.status, refused.body["message"]) == (422, (
