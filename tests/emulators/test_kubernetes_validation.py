@@ -162,6 +162,10 @@ async def test_openapi_violations_are_worded_like_the_apiserver(gadgets: Client)
     assert await rejection(gadgets, gadget(name="abcdefghi")) == one(
         "spec.name", "Too long: may not be more than 8 bytes"
     )
+    assert await rejection(gadgets, gadget(name="ab\n")) == (  # RE2's $: no match before a final newline
+        'Gadget.test.example.com "g1" is invalid: '
+        'spec.name: Invalid value: "ab\\n": spec.name in body should match \'^[a-z]+$\''
+    )
     assert await rejection(gadgets, gadget(tags=["a", "b", "c"])) == one(
         "spec.tags", "Too many: 3: must have at most 2 items"
     )

@@ -8,11 +8,11 @@ counterpart is not re-validated, so stored objects stay patchable after a schema
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import re2
 from celpy import celtypes
 
 from . import cel, formats
@@ -65,7 +65,7 @@ class Schema:
     default: Any = MISSING
     nullable: bool = False
     format: str | None = None
-    pattern: re.Pattern[str] | None = None
+    pattern: Any = None  # a compiled RE2 pattern
     pattern_text: str = ""
     min_length: int | None = None
     max_length: int | None = None
@@ -127,13 +127,14 @@ class Schema:
         return self.properties.get(key) or self.additional
 
 
-def _compile_pattern(text: str) -> re.Pattern[str] | None:
+def _compile_pattern(text: str) -> Any:
+    """RE2, as Go's regexp: Python's ``re`` lets ``$`` match before a trailing newline, RE2 does not."""
     if not text:
         return None
     try:
-        return re.compile(text)
-    except re.error:
-        return None  # an RE2-only construct: unchecked rather than wrongly rejected
+        return re2.compile(text)
+    except re2.error:
+        return None  # the apiserver refuses such a CRD; unchecked rather than wrongly rejected
 
 
 # Pruning & defaulting -----------------------------------------------------------------------------
