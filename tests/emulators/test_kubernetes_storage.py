@@ -301,6 +301,16 @@ async def test_metadata_validation(client: Client) -> None:
     )
     bad_label = await client.post(WIDGETS, widget("w1", labels={"email": "a@b.test"}))
     assert bad_label.body["details"]["causes"][0]["field"] == "metadata.labels"
+    secrets = "/api/v1/namespaces/golden-e546/secrets"
+    long_value = {"metadata": {"name": "s1", "labels": {"org.alien.club/api-token": "a" * 64}}}
+    refused = await client.post(secrets, long_value)
+    assert (refused.status, refused.body["message"]) == (422, (
+        'Secret "s1" is invalid: metadata.labels: Invalid value: "' + "a" * 64
+        + '": must be no more than 63 characters'))
+    huge = {"metadata": {"name": "s2", "annotations": {"a": "x" * 200_000, "b": "y" * 70_000}}}
+    refused = await client.post(secrets, huge)
+    assert (refused.status, refused.body["message"]) == (422, (
+        'Secret "s2" is invalid: metadata.annotations: Too long: may not be more than 262144 bytes'))
     nameless = await client.post(WIDGETS, widget(""))
     assert nameless.body["message"] == (
         'Widget.golden.example.com "" is invalid: '

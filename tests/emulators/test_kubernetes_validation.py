@@ -48,7 +48,11 @@ SCHEMA: dict[str, Any] = {
                 "mode": {"type": "string", "enum": ["draft", "live"], "default": "draft"},
                 "until": {"type": "string", "format": "date-time"},
                 "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
-                "labels": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}},
+                "labels": {
+                    "type": "object",
+                    "maxProperties": 2,
+                    "additionalProperties": {"type": "string", "maxLength": 3},
+                },
                 "config": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                 "nested": {
                     "type": "object",
@@ -158,6 +162,10 @@ async def test_openapi_violations_are_worded_like_the_apiserver(gadgets: Client)
     assert await rejection(gadgets, gadget(name="abcdefghi")) == one(
         "spec.name", "Too long: may not be more than 8 bytes"
     )
+    assert await rejection(gadgets, gadget(name="ab\n")) == (  # RE2's $: no match before a final newline
+        'Gadget.test.example.com "g1" is invalid: '
+        'spec.name: Invalid value: "ab\\n": spec.name in body should match \'^[a-z]+$\''
+    )
     assert await rejection(gadgets, gadget(tags=["a", "b", "c"])) == one(
         "spec.tags", "Too many: 3: must have at most 2 items"
     )
@@ -166,6 +174,9 @@ async def test_openapi_violations_are_worded_like_the_apiserver(gadgets: Client)
     )
     assert await rejection(gadgets, gadget(labels={"a": "long"})) == one(
         "spec.labels.a", "Too long: may not be more than 3 bytes"
+    )
+    assert await rejection(gadgets, gadget(labels={"a": "1", "b": "2", "c": "3"})) == one(
+        "spec.labels", "Too many: 3: must have at most 2 items"
     )
     assert await rejection(gadgets, gadget(until="tomorrow")) == one(
         "spec.until", 'Invalid value: "tomorrow": spec.until in body must be of type date-time: "tomorrow"'

@@ -75,3 +75,83 @@ def test_reactivation_waits_for_the_lock_to_be_applied(cluster: Cluster) -> None
                                     headers={"Content-Type": "application/merge-patch+json"})
         assert status.status_code == 200, status.text  # the rule never refuses the operator's status update
         assert cluster.patch(plural, name, {"spec": {"active": True}}).status_code == 200
+
+
+def test_names_copied_into_secret_labels_are_at_most_63_characters(cluster: Cluster) -> None:
+    """A token's and a service account's names become Secret label values: refused at the door, not at issue."""
+    long = "a" * 64
+    for kind, spec, words in (
+        ("OrgApiToken", {"serviceAccountName": "bot"}, "the name of an OrgApiToken may not be more than 63"),
+        ("OrgServiceAccount", {"email": "bot@acme.example"},
+         "the name of an OrgServiceAccount may not be more than 63"),
+    ):
+        response = cluster.create(kind, long, spec)
+        assert response.status_code == 422, response.text
+        assert words in response.json()["message"]
+    response = cluster.create("OrgApiToken", "t", {"serviceAccountName": long})
+    assert response.status_code == 422
+    assert causes(response.json())[0]["field"] == "spec.serviceAccountName"
+    assert "may not be more than 63" in causes(response.json())[0]["message"]
+    cluster.service_account("b" * 63)
+    cluster.token("c" * 63, "b" * 63)
+
+
+def test_names_must_be_object_names(cluster: Cluster) -> None:
+    for spec, field, words in (
+        ({"serviceAccountName": "Bot_1"}, "spec.serviceAccountName", "must be the name of an OrgServiceAccount"),
+        ({"serviceAccountName": "bot", "secretName": "a..b"}, "spec.secretName", "must be a valid Secret name"),
+        ({"serviceAccountName": "bot", "secretName": "a.-b"}, "spec.secretName", "must be a valid Secret name"),
+    ):
+        response = cluster.create("OrgApiToken", "t", spec)
+        assert response.status_code == 422, spec
+        assert [(c["field"], words in c["message"]) for c in causes(response.json())] == [(field, True)]
+
+
+def test_secret_template_follows_kubernetes_label_and_annotation_syntax(cluster: Cluster) -> None:
+    def template(**parts: dict[str, str]) -> dict[str, object]:
+        return {"serviceAccountName": "bot", "secretTemplate": parts}
+
+    for spec, words in (
+        (template(labels={"team": "x" * 64}), "may not be more than 63 bytes"),
+        (template(labels={"team": "a b"}), "a label value must be empty or consist of letters"),
+        (template(labels={"-team": "a"}), "label keys must be an optional DNS subdomain prefix"),
+        (template(labels={"Example.com/team": "a"}), "label keys must be an optional DNS subdomain prefix"),
+        (template(labels={"example.com/" + "n" * 64: "a"}), "label keys must be an optional DNS subdomain prefix"),
+        (template(labels={"p" * 254 + "/team": "a"}), "prefix of a label key (before '/') may not be more than 253"),
+        (template(labels={"org.alien.club/token-id": "fake"}), "reserved for the operator's own labels"),
+        (template(annotations={"org.alien.club/token-hash": "0" * 64}), "reserved for the operator's own"),
+        (template(annotations={"ORG.alien.club/scope": "api-secret"}), "reserved for the operator's own"),
+        (template(annotations={"a/b/c": "x"}), "annotation keys must be an optional DNS subdomain prefix"),
+        (template(annotations={"note": "x" * 8193}), "may not be more than 8192 bytes"),
+        (template(labels={f"k{i}": "v" for i in range(17)}), "must have at most 16 items"),
+    ):
+        response = cluster.create("OrgApiToken", "t", spec)
+        assert response.status_code == 422, spec
+        assert words in response.json()["message"], (spec, response.json()["message"])
+    accepted = template(labels={"example.com/Team_1": "Blue.v2", "tier": ""},
+                        annotations={"Example.com/Owner": "Jane Doe <jane@acme.example>"})
+    assert cluster.create("OrgApiToken", "t", accepted).status_code == 201
+
+
+def test_email_is_a_plain_address(cluster: Cluster) -> None:
+    """Go's mail.ParseAddress (format: email) accepts a display name: the one-user-per-identity rule must not."""
+    words = "email must be a plain address such as name@example.com"
+    for email in ("Billing Bot <billing-bot@acme.example>", "<billing-bot@acme.example>",
+                  "billing-bot@acme.example (Billing Bot)", '"billing bot"@acme.example', "not-an-email"):
+        for kind, spec in (("OrgServiceAccount", {}), ("OrgManagedUser", {"firstName": "B", "lastName": "B"})):
+            response = cluster.create(kind, "b", {"email": email, **spec})
+            assert response.status_code == 422, (kind, email)
+            assert words in response.json()["message"], (kind, email, response.json()["message"])
+    assert cluster.create("OrgServiceAccount", "b", {"email": "o'neil+ci@acme.example"}).status_code == 201
+
+
+def test_managed_user_email_fits_the_authentik_username(cluster: Cluster) -> None:
+    """Authentik usernames are at most 150 characters; service accounts never reach Authentik and keep 254."""
+    long = "u" * (151 - len("@acme.example")) + "@acme.example"
+    response = cluster.create("OrgManagedUser", "jane", {"email": long, "firstName": "J", "lastName": "D"})
+    assert response.status_code == 422
+    assert causes(response.json())[0]["field"] == "spec.email"
+    assert "may not be more than 150" in causes(response.json())[0]["message"]
+    assert cluster.create("OrgManagedUser", "jane", {"email": long[1:], "firstName": "J", "lastName": "D"}
+                          ).status_code == 201
+    assert cluster.create("OrgServiceAccount", "bot", {"email": long}).status_code == 201

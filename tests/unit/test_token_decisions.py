@@ -10,7 +10,7 @@ from org_operator.api.constants import TOKEN_HASH_ANNOTATION
 from org_operator.api.reasons import Reason
 from org_operator.api.views import ApiTokenView, NamespaceView, SecretView, ServiceAccountView
 from org_operator.decisions.locks import lock_status
-from org_operator.decisions.tokens import Action, Binding, ServiceAccountState, decide, expires_at
+from org_operator.decisions.tokens import SECRET_RETRY, Action, Binding, ServiceAccountState, decide, expires_at
 from org_operator.tokens import generate
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -221,3 +221,16 @@ def test_an_unissued_token_past_the_expiry_fixed_at_first_issue_expires() -> Non
 def test_lock_epoch_rises_once_per_move_to_locked(active: bool, status: dict[str, Any],
                                                   expected: dict[str, Any]) -> None:
     assert lock_status(active, status) == expected
+
+
+def test_a_refused_secret_is_not_tried_again_for_the_same_spec_until_the_retry_time() -> None:
+    """A 4xx on the Secret leaves secretRejectedAt: no retry loop, a spec change or SECRET_RETRY tries again."""
+    rejected = {"phase": "Failed", "observedGeneration": 1, "secretRejectedAt": "2026-11-28T11:59:00Z"}
+    waiting = decide(token(rejected), ENTERPRISE, account(), None, NOW)
+    assert (waiting.action, waiting.reason) == (Action.NOTHING, Reason.SECRET_REJECTED)
+    assert waiting.recheck_at == datetime(2026, 11, 28, 11, 59, tzinfo=UTC) + SECRET_RETRY
+    assert decide(token(rejected), ENTERPRISE, account(), None, waiting.recheck_at).action is Action.ISSUE
+    changed = {**rejected, "observedGeneration": 0}  # the spec changed since (generation 1 is newer)
+    assert decide(token(changed), ENTERPRISE, account(), None, NOW).action is Action.ISSUE
+    locked = decide(token(rejected), ENTERPRISE, account(active=False), None, NOW)
+    assert locked.reason is Reason.SERVICE_ACCOUNT_LOCKED  # what else blocks the token is still said first

@@ -34,12 +34,12 @@ class ServiceAccountSpec(_Spec):
 
 
 class SecretTemplate(_Spec):
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=16)
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=16)
 
 
 class ApiTokenSpec(_Spec):
-    service_account_name: str = Field(min_length=1, max_length=253)
+    service_account_name: str = Field(min_length=1, max_length=63)  # copied into a Secret label value
     display_name: str | None = Field(default=None, max_length=128)
     scope: Scope = "read-only"
     expiry: Expiry = "90d"
@@ -48,7 +48,7 @@ class ApiTokenSpec(_Spec):
 
 
 class ManagedUserSpec(_Spec):
-    email: str = Field(max_length=254)
+    email: str = Field(max_length=150)  # Authentik's username limit
     first_name: str = Field(min_length=1, max_length=150)
     last_name: str = Field(min_length=1, max_length=150)
     active: bool = True

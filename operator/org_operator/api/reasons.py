@@ -38,6 +38,7 @@ class Reason(StrEnum):
     SECRET_DELETED = "SecretDeleted"
     SECRET_CONFLICT = "SecretConflict"
     SECRET_MISMATCH = "SecretMismatch"
+    SECRET_REJECTED = "SecretRejected"
     EXPIRED = "Expired"
     EXPIRING_SOON = "ExpiringSoon"
     NOT_EXPIRING = "NotExpiring"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parseaddr
 
 
 @dataclass(frozen=True)
@@ -27,5 +28,10 @@ def owner(claims: Iterable[EmailClaim]) -> EmailClaim | None:
 
 
 def normalise(email: str) -> str:
-    """Emails compare case-insensitively: Jane@X.com and jane@x.com are one person."""
-    return email.strip().lower()
+    """The address an email names, lowercased: Jane@X.com and jane@x.com are one person.
+
+    The CRDs accept only plain addresses now, but objects stored before that may carry a display name
+    ("Billing Bot <billing-bot@x.com>"): it still names billing-bot@x.com and must collide with it.
+    """
+    _, address = parseaddr(email)
+    return (address if "@" in address else email).strip().lower()

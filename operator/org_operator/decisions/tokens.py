@@ -12,6 +12,10 @@ from ..api.reasons import Phase, Reason
 from ..api.views import ApiTokenView, NamespaceView, SecretView, ServiceAccountView, parse_time
 from .locks import acknowledged_active, lock_epoch
 
+# A Secret the API server refused (4xx) is tried again after a spec change, or after this long: a
+# refusal can lift without any change to the token (a quota freed, RBAC or an admission policy fixed).
+SECRET_RETRY = timedelta(minutes=10)
+
 
 class Action(enum.Enum):
     NOTHING = "nothing"
@@ -96,10 +100,18 @@ def decide(
             f"namespace {token.meta.namespace} is not labelled org.alien.club/plan=enterprise; "
             "the organization must be on the Enterprise plan",
         )
-    return _decide_unissued(token, account)
+    return _decide_unissued(token, account, now)
 
 
-def _decide_unissued(token: ApiTokenView, account: ServiceAccountState) -> Decision:
+def secret_retry_at(token: ApiTokenView) -> datetime | None:
+    """When to try again to create a Secret the API server refused for this very spec, or None."""
+    rejected_at = parse_time(token.status.get("secretRejectedAt"))
+    if rejected_at is None or token.status.get("observedGeneration") != token.meta.generation:
+        return None
+    return rejected_at + SECRET_RETRY
+
+
+def _decide_unissued(token: ApiTokenView, account: ServiceAccountState, now: datetime) -> Decision:
     assert token.spec is not None
     name = token.spec.service_account_name
     sa = account.view
@@ -132,6 +144,9 @@ def _decide_unissued(token: ApiTokenView, account: ServiceAccountState) -> Decis
         # Moments away: the account's own status update requeues its tokens; no write meanwhile.
         return Decision(Action.NOTHING, Reason.SERVICE_ACCOUNT_LOCKED,
                         f"OrgServiceAccount {name} is not yet confirmed Active by the operator")
+    retry_at = secret_retry_at(token)
+    if retry_at is not None and now < retry_at:  # refused as specified: no retry loop, the status says why
+        return Decision(Action.NOTHING, Reason.SECRET_REJECTED, recheck_at=retry_at)
     return Decision(Action.ISSUE, Reason.ISSUED, binding=Binding(sa.meta.uid, lock_epoch(sa.status)))
 
 

@@ -23,7 +23,7 @@ from ..api.reasons import ConditionType, Phase, Reason
 from ..api.views import ApiTokenView, format_time, parse_time
 from ..decisions import conditions
 from ..decisions.tokens import Action, Decision, Health, ServiceAccountState, decide, expires_at, health
-from ..kube import Conflict, core_path
+from ..kube import Conflict, KubeError, core_path
 from ..runtime.cluster import Key
 from ..runtime.controller import Controller
 from ..tokens import IssuedToken, generate, hash_token, is_well_formed, token_id
@@ -145,7 +145,8 @@ async def _keep(ctl: Controller, token: ApiTokenView, decision: Decision, now: d
 async def _not_issued(ctl: Controller, token: ApiTokenView, phase: str, decision: Decision, now: datetime) -> None:
     """Say why in the Ready condition, and in an Event when the reason is new."""
     previous = conditions.find(token.status.get("conditions") or [], ConditionType.READY)
-    await _write_status(ctl, token, {"phase": phase, **_ready(token, now, False, decision.reason, decision.message)})
+    await _write_status(ctl, token, {"phase": phase, "secretRejectedAt": None,
+                                     **_ready(token, now, False, decision.reason, decision.message)})
     if (previous or {}).get("reason") != decision.reason:
         ctl.events.warning(KIND, token.meta, decision.reason, decision.message)
 
@@ -176,6 +177,11 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
             ctl.events.warning(KIND, token.meta, Reason.SECRET_CONFLICT, message)
             return
         issued = adopted
+    except KubeError as error:
+        if not 400 <= error.code < 500 or error.code == 429:  # 5xx and throttling: the queue's backoff retries
+            raise
+        await _secret_rejected(ctl, token, decision, now, error)
+        return
     if issued.hash == token.status.get("tokenHash"):
         return  # the Secret already holds the value the status describes
     # Expiry is fixed at first issue: a re-issue (also one that waited out a SecretConflict) keeps it.
@@ -189,6 +195,7 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
         "issuedAt": format_time(now),
         "expiresAt": format_time(expiry) if expiry else None,
         "lastUsedAt": None,
+        "secretRejectedAt": None,
         **(decision.binding.status() if decision.binding is not None else {}),
     }
     status |= _active_status(ctl, token, status, now)[0]
@@ -206,6 +213,22 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
     else:
         ctl.events.normal(KIND, token.meta, Reason.ISSUED,
                           f"Issued token {issued.token_id} ({token.spec.scope}) into Secret {token.secret_name}")
+
+
+async def _secret_rejected(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime,
+                           error: KubeError) -> None:
+    """A 4xx on the Secret's create: Failed with the API's words and one Event; retried only after a
+    spec change or ``SECRET_RETRY`` (the decision reads ``secretRejectedAt``), never in a loop."""
+    message = (f"the API server refused to create Secret {token.secret_name} ({error.code} {error.reason}): "
+               f"{error.message}")
+    previous = conditions.find(token.status.get("conditions") or [], ConditionType.READY) or {}
+    status: dict[str, Any] = {"phase": Phase.FAILED.value, "secretRejectedAt": format_time(now),
+                              **_ready(token, now, False, Reason.SECRET_REJECTED, message)}
+    if decision.action is Action.REISSUE:  # our Secret was deleted: its value is retired regardless
+        status |= {"tokenHash": None, "tokenId": None}
+    await _write_status(ctl, token, status)
+    if (previous.get("reason"), previous.get("message")) != (Reason.SECRET_REJECTED, message):
+        ctl.events.warning(KIND, token.meta, Reason.SECRET_REJECTED, message)
 
 
 async def _adopt_existing_secret(ctl: Controller, token: ApiTokenView) -> IssuedToken | None:

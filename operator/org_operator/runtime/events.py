@@ -15,6 +15,14 @@ from ..kube import Kube, core_path
 logger = logging.getLogger(__name__)
 
 COMPONENT = "org-operator"
+_NAME_LIMIT = 253  # an Event's name is a DNS subdomain
+_SUFFIX = 17  # "." + 16 hex characters
+
+
+def event_name(object_name: str) -> str:
+    """``<object name>.<16 hex>``, the object's name cut so the whole stays a valid Event name."""
+    prefix = object_name[: _NAME_LIMIT - _SUFFIX].rstrip("-.")
+    return f"{prefix}.{secrets.token_hex(8)}"
 
 
 def event_body(kind: str, meta: ObjectMeta, type_: str, reason: str, message: str, instance: str) -> dict[str, Any]:
@@ -23,7 +31,7 @@ def event_body(kind: str, meta: ObjectMeta, type_: str, reason: str, message: st
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"{meta.name}.{secrets.token_hex(8)}", "namespace": meta.namespace},
+        "metadata": {"name": event_name(meta.name), "namespace": meta.namespace},
         "involvedObject": {
             "apiVersion": constants.API_VERSION,
             "kind": kind,

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from .errors import FieldError
+from .errors import OMITTED, FieldError
 
 OBJECT_META_FIELDS: Final = frozenset(
     {
@@ -40,6 +40,7 @@ SERVER_OWNED: Final = (
     "selfLink",
 )
 
+TOTAL_ANNOTATION_SIZE_LIMIT: Final = 256 * 1024  # apimachinery's TotalAnnotationSizeLimitB
 _NAME_ALPHABET: Final = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's utilrand alphabet: no vowels, no 0/1/3
 _RANDOM: Final = random.Random()  # private: the global one is seeded and watched by test tools
 _SUBDOMAIN_RE: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -155,11 +156,16 @@ def validate_meta(meta: dict[str, Any], name_errors: NameValidator) -> list[Fiel
         errors.extend(
             FieldError("FieldValueInvalid", "metadata.labels", value, m) for m in label_value_errors(value)
         )
-    for key in meta.get("annotations") or {}:
+    annotations = meta.get("annotations") or {}
+    for key in annotations:
         errors.extend(
             FieldError("FieldValueInvalid", "metadata.annotations", key, m)
             for m in qualified_name_errors(key.lower())
         )
+    size = sum(len(key.encode()) + len(str(value).encode()) for key, value in annotations.items())
+    if size > TOTAL_ANNOTATION_SIZE_LIMIT:  # ValidateAnnotationsSize: keys and values together
+        detail = f"may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
+        errors.append(FieldError("FieldValueTooLong", "metadata.annotations", OMITTED, detail))
     return errors
 
 

@@ -8,11 +8,11 @@ counterpart is not re-validated, so stored objects stay patchable after a schema
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import re2
 from celpy import celtypes
 
 from . import cel, formats
@@ -65,7 +65,7 @@ class Schema:
     default: Any = MISSING
     nullable: bool = False
     format: str | None = None
-    pattern: re.Pattern[str] | None = None
+    pattern: Any = None  # a compiled RE2 pattern
     pattern_text: str = ""
     min_length: int | None = None
     max_length: int | None = None
@@ -76,6 +76,7 @@ class Schema:
     multiple_of: float | None = None
     min_items: int | None = None
     max_items: int | None = None
+    max_properties: int | None = None
     preserve_unknown: bool = False
     int_or_string: bool = False
     list_type: str | None = None
@@ -113,6 +114,7 @@ class Schema:
             multiple_of=raw.get("multipleOf"),
             min_items=raw.get("minItems"),
             max_items=raw.get("maxItems"),
+            max_properties=raw.get("maxProperties"),
             preserve_unknown=bool(raw.get("x-kubernetes-preserve-unknown-fields")) or additional_raw is True,
             int_or_string=bool(raw.get("x-kubernetes-int-or-string")),
             list_type=raw.get("x-kubernetes-list-type"),
@@ -125,13 +127,14 @@ class Schema:
         return self.properties.get(key) or self.additional
 
 
-def _compile_pattern(text: str) -> re.Pattern[str] | None:
+def _compile_pattern(text: str) -> Any:
+    """RE2, as Go's regexp: Python's ``re`` lets ``$`` match before a trailing newline, RE2 does not."""
     if not text:
         return None
     try:
-        return re.compile(text)
-    except re.error:
-        return None  # an RE2-only construct: unchecked rather than wrongly rejected
+        return re2.compile(text)
+    except re2.error:
+        return None  # the apiserver refuses such a CRD; unchecked rather than wrongly rejected
 
 
 # Pruning & defaulting -----------------------------------------------------------------------------
@@ -234,6 +237,7 @@ class _Validation:
         elif isinstance(value, int | float) and not isinstance(value, bool):
             self._check_number(value, schema, path)
         elif isinstance(value, dict):
+            self._check_max_properties(value, schema, path)
             self.visit_object(value, old, schema, path)
             return  # visit_object queued the rules after its children
         if schema.rules:
@@ -321,6 +325,14 @@ class _Validation:
             detail = f"must have at most {schema.max_items} {unit}"
             self.errors.append(FieldError("FieldValueTooMany", where, len(value), detail))
         self._check_list_type(value, schema, path)
+
+    def _check_max_properties(self, value: dict[str, Any], schema: Schema, path: Path) -> None:
+        """maxProperties: apiextensions turns kube-openapi's TooManyProperties into TooMany, as for maxItems."""
+        where = openapi_path(path)
+        if schema.max_properties is not None and len(value) > schema.max_properties:
+            unit = "item" if schema.max_properties == 1 else "items"
+            detail = f"must have at most {schema.max_properties} {unit}"
+            self.errors.append(FieldError("FieldValueTooMany", where, len(value), detail))
 
     def _check_list_type(self, value: list[Any], schema: Schema, path: Path) -> None:
         """x-kubernetes-list-type: set items and map keys must be unique."""
