@@ -35,6 +35,11 @@ class OperatorSettings(BaseSettings):
     authentik_concurrency: int = Field(default=8, ge=1, le=256, description="Authentik requests in flight at most.")
     authentik_timeout: float = Field(default=10.0, gt=0, description="Seconds per Authentik request.")
     authentik_recovery_email_variant: RecoveryEmailVariant = "auto"
+    allowed_client_groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Authentik groups not created by the operator that an organization may name as its Client "
+        'group, by namespace (JSON: {"acme": ["Acme Staff"]}); any other group not created for it is refused.',
+    )
     resync_interval: float = Field(default=600.0, gt=0, description="Seconds between drift resyncs with Authentik.")
     relist_interval: float = Field(
         default=300.0, gt=0, description="Seconds between full re-lists, which drop objects whose deletion was missed."

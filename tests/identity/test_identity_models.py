@@ -38,7 +38,9 @@ def test_users_from_a_list_page() -> None:
 
 def test_group_from_list_answer() -> None:
     group = Group.model_validate(golden("group-list-by-name")["results"][0])
-    assert group == Group(pk="73221e61-ad41-4a90-8101-c1cc0987b125", name="golden-2f05a-clients")
+    assert group == Group(pk="73221e61-ad41-4a90-8101-c1cc0987b125", name="golden-2f05a-clients",
+                          attributes={"org.alien.club/organization": "golden"})
+    assert group.organization == "golden" and not group.is_superuser
 
 
 def test_attributes_layout_matches_what_was_written_to_authentik() -> None:

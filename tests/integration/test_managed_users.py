@@ -287,3 +287,192 @@ def test_deletion_waits_for_authentik_unless_the_admin_skips_cleanup(
     wait_for(lambda: cluster.get(USERS, "jane") is None, timeout=20)
     authentik.up()
     assert authentik.store.user(pk).is_active  # type: ignore[union-attr]  (left as it was, by request)
+
+
+def resync_now(controller: Controller) -> int:
+    assert controller.loop is not None
+    return asyncio.run_coroutine_threadsafe(controller.resync(), controller.loop).result()
+
+
+def annotate_namespace(cluster: Cluster, annotations: dict[str, str | None]) -> None:
+    namespace = f"/api/v1/namespaces/{cluster.namespace}"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    response = cluster.http.patch(namespace, json={"metadata": {"annotations": annotations}}, headers=merge)
+    assert response.status_code == 200, response.text
+
+
+def test_adopt_never_takes_another_organizations_user(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    """Issue 13, item 2: org evil names acme's CEO, with adopt, active false and deletionPolicy Delete."""
+    cluster.api.seed_namespace("evil", {constants.PLAN_LABEL: constants.PLAN_ENTERPRISE})
+    jane(cluster, "ceo", email="ceo@acme.example")
+    wait_for(lambda: phase(cluster, "ceo") == "Active")
+    ceo = authentik.store.user_by_username("ceo@acme.example")
+    assert ceo is not None
+    before = (ceo.name, ceo.is_active, ceo.attributes, ceo.groups)
+
+    evil = cluster.create("OrgManagedUser", "ceo", {"email": "ceo@acme.example", "firstName": "Evil",
+                                                     "lastName": "Twin", "adopt": True, "active": False,
+                                                     "deletionPolicy": "Delete"}, namespace="evil")
+    assert evil.status_code == 201, evil.text
+
+    def evil_ready() -> dict[str, Any]:
+        conditions = cluster.status(USERS, "ceo", "evil").get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), {})
+
+    refused = wait_for(lambda: evil_ready().get("reason") == "OwnedByAnotherObject" and evil_ready())
+    assert refused["status"] == "False" and "another organization" in refused["message"]
+    assert "acme" not in refused["message"].replace("ceo@acme.example", "")  # acme's object is not named
+    after = authentik.store.user(ceo.pk)
+    assert after is not None and (after.name, after.is_active, after.attributes, after.groups) == before
+    assert cluster.condition(USERS, "ceo")["status"] == "True"  # acme's object stays Ready
+
+    assert cluster.delete(USERS, "ceo", namespace="evil").status_code == 200
+    wait_for(lambda: cluster.get(USERS, "ceo", namespace="evil") is None)
+    time.sleep(0.5)
+    after = authentik.store.user(ceo.pk)
+    assert after is not None and after.is_active and after.attributes == before[2]
+    assert cluster.condition(USERS, "ceo")["status"] == "True"
+    assert len(authentik.store.outbox()) == 1  # only the CEO's own creation email
+
+
+def test_a_client_group_deleted_in_authentik_is_recreated(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    jane(cluster)
+    wait_for(lambda: phase(cluster, "jane") == "Active")
+    pk = cluster.status(USERS, "jane")["authentikUserPk"]
+    old = authentik.store.group_by_name("acme-clients")
+    assert old is not None and old.attributes == {f"{constants.GROUP}/organization": "acme"}
+    authentik.store.delete_group(old.pk)
+
+    jane(cluster, "john", email="john@acme.example")  # creating with the cached, stale group pk
+    wait_for(lambda: phase(cluster, "john") == "Active")
+    new = authentik.store.group_by_name("acme-clients")
+    assert new is not None and new.pk != old.pk and new.attributes == old.attributes
+    john = cluster.status(USERS, "john")["authentikUserPk"]
+    assert authentik.store.members(new.pk) == {john}
+
+    assert resync_now(idp_operator) == 1  # jane is no longer in the organization's group: repaired
+    wait_for(lambda: authentik.store.members(new.pk) == {john, pk})
+    wait_for(lambda: cluster.status(USERS, "jane").get("clientGroup") == {"name": "acme-clients", "pk": new.pk})
+
+
+def test_a_changed_group_annotation_moves_the_members(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    jane(cluster)
+    wait_for(lambda: phase(cluster, "jane") == "Active")
+    pk = cluster.status(USERS, "jane")["authentikUserPk"]
+    old = authentik.store.group_by_name("acme-clients")
+    assert old is not None
+    annotate_namespace(cluster, {constants.CLIENT_GROUP_ANNOTATION: "acme-partners"})
+    wait_for(lambda: (group := authentik.store.group_by_name("acme-partners")) is not None
+             and authentik.store.members(group.pk) == {pk})
+    wait_for(lambda: authentik.store.members(old.pk) == frozenset())
+    new = authentik.store.group_by_name("acme-partners")
+    assert new is not None
+    wait_for(lambda: cluster.status(USERS, "jane").get("clientGroup") == {"name": "acme-partners", "pk": new.pk})
+    assert cluster.condition(USERS, "jane")["status"] == "True"
+    assert len(authentik.store.outbox()) == 1
+
+
+def test_a_group_the_organization_does_not_own_is_refused_unless_allowed(
+    cluster: Cluster, authentik: AuthentikEmulator, contract: ContractRecorder, start_operator: OperatorFactory
+) -> None:
+    admins = authentik.store.group_by_name("authentik Admins")  # a fresh install's superuser group
+    assert admins is not None and admins.is_superuser
+    staff = authentik.store.create_group("Acme Staff")
+    jane(cluster)
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        wait_for(lambda: phase(cluster, "jane") == "Active")
+        pk = cluster.status(USERS, "jane")["authentikUserPk"]
+        for group in (admins, staff):
+            annotate_namespace(cluster, {constants.CLIENT_GROUP_ANNOTATION: group.name})
+            prefix = f"Authentik group {group.name} "
+            condition = wait_for(lambda prefix=prefix: (c := cluster.condition(USERS, "jane"))  # type: ignore[misc]
+                                 .get("message", "").startswith(prefix) and c)
+            assert condition["reason"] == "ClientGroupNotAllowed"
+            assert pk not in authentik.store.members(group.pk)
+        assert pk in authentik.store.members(authentik.store.group_by_name("acme-clients").pk)  # type: ignore[union-attr]
+    allowed = settings_for(authentik, allowed_client_groups={"acme": ["Acme Staff"]})
+    with start_operator(allowed, identity_hooks=contract.event_hooks):
+        wait_for(lambda: authentik.store.members(staff.pk) == {pk})
+        wait_for(lambda: cluster.condition(USERS, "jane").get("status") == "True")
+
+
+def test_deletion_without_authentik_settings_waits_and_says_why(
+    cluster: Cluster, authentik: AuthentikEmulator, contract: ContractRecorder, start_operator: OperatorFactory
+) -> None:
+    jane(cluster)
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        wait_for(lambda: phase(cluster, "jane") == "Active")
+    pk = cluster.status(USERS, "jane")["authentikUserPk"]
+    with start_operator():  # the Authentik settings were lost
+        cluster.delete(USERS, "jane")
+        condition = wait_for(lambda: (c := cluster.condition(USERS, "jane"))
+                             .get("reason") == "IdentityProviderNotConfigured" and "deletion waits" in c["message"]
+                             and c)
+        assert constants.SKIP_IDP_CLEANUP_ANNOTATION in condition["message"]
+        time.sleep(0.5)
+        assert cluster.get(USERS, "jane") is not None  # the finalizer holds
+    assert authentik.store.user(pk).is_active  # type: ignore[union-attr]
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        wait_for(lambda: cluster.get(USERS, "jane") is None)
+    assert authentik.store.user(pk).is_active is False  # type: ignore[union-attr]  # Deactivate, applied
+
+
+def test_an_unreadable_spec_is_deleted_with_the_safe_policy(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    """An object stored under a looser, older CRD (here: an empty firstName) can no longer be read."""
+    jane(cluster, deletionPolicy="Delete")
+    wait_for(lambda: phase(cluster, "jane") == "Active")
+    pk = cluster.status(USERS, "jane")["authentikUserPk"]
+    crd_url = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{USERS}.{constants.GROUP}"
+    crd = cluster.http.get(crd_url).json()
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["firstName"].pop(
+        "minLength")
+    assert cluster.http.put(crd_url, json=crd).status_code == 200
+    assert cluster.patch(USERS, "jane", {"spec": {"firstName": ""}}).status_code == 200
+    wait_for(lambda: cluster.condition(USERS, "jane").get("reason") == "InvalidSpec")
+    cluster.delete(USERS, "jane")
+    wait_for(lambda: cluster.get(USERS, "jane") is None)
+    user = authentik.store.user(pk)
+    group = authentik.store.group_by_name("acme-clients")
+    assert user is not None and user.is_active is False  # Deactivate, not the unreadable Delete, nor nothing
+    assert group is not None and pk not in authentik.store.members(group.pk)
+    assert any(e["reason"] == "InvalidSpec" and "Deactivate" in e["message"] for e in cluster.events())
+
+
+def test_a_user_deleted_in_authentik_is_recreated_with_a_reset_email_once_across_a_crash(
+    cluster: Cluster, authentik: AuthentikEmulator, contract: ContractRecorder, start_operator: OperatorFactory
+) -> None:
+    jane(cluster)
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        wait_for(lambda: phase(cluster, "jane") == "Active")
+    first = cluster.status(USERS, "jane")["authentikUserPk"]
+    authentik.store.delete_user(first)
+    # The recreation is applied, but its answer never comes back before the operator dies.
+    authentik.faults.delay(30.0, method="POST", path="/api/v3/core/users/", after_processing=True)
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks) as controller:
+        assert controller.loop is not None
+        asyncio.run_coroutine_threadsafe(controller.resync(), controller.loop)
+        wait_for(lambda: authentik.store.user_by_username("jane.doe@acme.example") is not None)
+    authentik.faults.clear()
+    assert cluster.status(USERS, "jane")["authentikUserPk"] == first  # died before the status patch
+    assert len(authentik.store.outbox()) == 1
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks) as controller:
+        assert resync_now(controller) == 1
+        second = authentik.store.user_by_username("jane.doe@acme.example")
+        assert second is not None and second.pk != first
+        wait_for(lambda: cluster.status(USERS, "jane").get("authentikUserPk") == second.pk)
+        assert len(authentik.store.outbox()) == 2
+        assert resync_now(controller) == 0
+        time.sleep(0.5)
+    status = cluster.status(USERS, "jane")
+    assert [(r["trigger"], r["userPk"]) for r in status["passwordResets"]] == [("Creation", first),
+                                                                              ("Recreation", second.pk)]
+    assert len(authentik.store.outbox()) == 2  # exactly once for the recreation
+    assert cluster.condition(USERS, "jane")["status"] == "True"

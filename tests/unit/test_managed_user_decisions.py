@@ -4,17 +4,22 @@ from typing import Any
 
 from org_operator.api import constants
 from org_operator.api.models import ManagedUserSpec
+from org_operator.api.reasons import Reason
 from org_operator.api.views import ManagedUserView
 from org_operator.decisions.managed_users import (
+    adoption_refusal,
     changes_for,
+    group_marker,
+    group_refusal,
     lock_confirmed,
     lock_only,
     needs_identity_provider,
     owned_by,
+    password_setup_due,
     requested_reset,
     retirement_changes,
 )
-from org_operator.identity.models import OWNER_ATTRIBUTE, User
+from org_operator.identity.models import OWNER_ATTRIBUTE, Group, User
 
 SPEC = ManagedUserSpec(email="jane@acme.example", first_name="Jane", last_name="Doe")
 
@@ -25,17 +30,19 @@ def user(**fields: Any) -> User:
 
 
 def view(status: dict[str, Any] | None = None, annotations: dict[str, str] | None = None,
-         finalizers: tuple[str, ...] = (constants.FINALIZER,), generation: int = 1) -> ManagedUserView:
+         finalizers: tuple[str, ...] = (constants.FINALIZER,), generation: int = 1, adopt: bool = False,
+         namespace: str = "acme") -> ManagedUserView:
     return ManagedUserView.of({
-        "metadata": {"name": "jane", "namespace": "acme", "uid": "u1", "generation": generation,
+        "metadata": {"name": "jane", "namespace": namespace, "uid": "u1", "generation": generation,
                      "annotations": annotations or {}, "finalizers": list(finalizers)},
-        "spec": {"email": "jane@acme.example", "firstName": "Jane", "lastName": "Doe"},
+        "spec": {"email": "jane@acme.example", "firstName": "Jane", "lastName": "Doe", "adopt": adopt},
         "status": status or {},
     })
 
 
 IN_SYNC = {"phase": "Active", "observedGeneration": 1, "authentikUserPk": 7,
-           "passwordResets": [{"sentAt": "2026-11-28T00:00:00Z", "trigger": "Creation"}],
+           "passwordResets": [{"sentAt": "2026-11-28T00:00:00Z", "trigger": "Creation", "userPk": 7}],
+           "clientGroup": {"name": "acme-clients", "pk": "g1"},
            "conditions": [{"type": "Ready", "status": "True"}]}
 
 
@@ -72,11 +79,51 @@ def test_reset_request_is_new_until_handled() -> None:
 
 
 def test_a_settled_object_needs_no_authentik_call() -> None:
-    assert not needs_identity_provider(view(IN_SYNC))
-    assert needs_identity_provider(view(IN_SYNC, generation=2))
-    assert needs_identity_provider(view(IN_SYNC, finalizers=()))
-    assert needs_identity_provider(view({**IN_SYNC, "passwordResets": []}))
-    assert needs_identity_provider(view(IN_SYNC, annotations={constants.PASSWORD_RESET_ANNOTATION: "x"}))
+    assert not needs_identity_provider(view(IN_SYNC), "acme-clients")
+    assert needs_identity_provider(view(IN_SYNC, generation=2), "acme-clients")
+    assert needs_identity_provider(view(IN_SYNC, finalizers=()), "acme-clients")
+    assert needs_identity_provider(view({**IN_SYNC, "passwordResets": []}), "acme-clients")
+    assert needs_identity_provider(view(IN_SYNC, annotations={constants.PASSWORD_RESET_ANNOTATION: "x"}),
+                                   "acme-clients")
+    assert needs_identity_provider(view(IN_SYNC), "acme-staff")  # the namespace names another group: move
+
+
+MARKER = {"namespace": "acme", "name": "jane", "uid": "u1"}
+
+
+def test_adoption_only_of_a_user_without_any_owner_marker() -> None:
+    assert adoption_refusal(user(attributes={OWNER_ATTRIBUTE: MARKER}), view()) is None  # our own
+    unowned = user(attributes={})
+    assert adoption_refusal(unowned, view(adopt=True)) is None
+    assert adoption_refusal(unowned, view())[0] == Reason.EMAIL_TAKEN  # type: ignore[index]
+    assert adoption_refusal(user(is_superuser=True), view(adopt=True))[0] == Reason.EMAIL_TAKEN  # type: ignore[index]
+    for marker in ({**MARKER, "uid": "u0"}, {**MARKER, "namespace": "evil", "uid": "u9"}, "garbage"):
+        reason, message = adoption_refusal(user(attributes={OWNER_ATTRIBUTE: marker}), view(adopt=True)) or ("", "")
+        assert reason == Reason.OWNED_BY_ANOTHER_OBJECT
+    # Another organization's object is not named to this one.
+    _, message = adoption_refusal(user(attributes={OWNER_ATTRIBUTE: MARKER | {"uid": "u9"}}),
+                                  view(adopt=True, namespace="evil")) or ("", "")
+    assert "another organization" in message and "jane" not in message.replace("jane@acme.example", "")
+
+
+def test_a_client_group_is_the_organizations_only_when_created_for_it_or_allowed() -> None:
+    ours = Group(pk="g1", name="acme-clients", attributes=group_marker("acme"))
+    assert group_refusal(ours, "acme", ()) is None
+    assert group_refusal(ours, "evil", ()) is not None  # created for another organization
+    admins = Group(pk="g2", name="authentik Admins", is_superuser=True)
+    assert group_refusal(admins, "acme", ["authentik Admins"]) is not None  # never, even if allowed
+    staff = Group(pk="g3", name="Acme Staff")
+    assert "ORG_OPERATOR_ALLOWED_CLIENT_GROUPS" in (group_refusal(staff, "acme", ()) or "")
+    assert group_refusal(staff, "acme", ["Acme Staff"]) is None
+
+
+def test_a_reset_email_is_due_once_per_authentik_account() -> None:
+    assert password_setup_due({}, 7)
+    assert not password_setup_due(IN_SYNC, 7)
+    assert password_setup_due(IN_SYNC, 8)  # recreated in Authentik: the new account has no password
+    legacy = {"authentikUserPk": 7, "passwordResets": [{"sentAt": "2026-11-28T00:00:00Z", "trigger": "Creation"}]}
+    assert not password_setup_due(legacy, 7)  # recorded before resets carried the pk
+    assert password_setup_due(legacy, 8)
 
 
 def inactive(status: dict[str, Any]) -> ManagedUserView:

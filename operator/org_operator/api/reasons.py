@@ -50,6 +50,8 @@ class Reason(StrEnum):
     IDENTITY_PROVIDER_UNAUTHORIZED = "IdentityProviderUnauthorized"
     IDENTITY_PROVIDER_ERROR = "IdentityProviderError"
     EMAIL_TAKEN = "EmailTaken"
+    OWNED_BY_ANOTHER_OBJECT = "OwnedByAnotherObject"
+    CLIENT_GROUP_NOT_ALLOWED = "ClientGroupNotAllowed"
     RECOVERY_FLOW_NOT_CONFIGURED = "RecoveryFlowNotConfigured"
     EMAIL_STAGE_NOT_FOUND = "EmailStageNotFound"
     EMAIL_SENT = "EmailSent"

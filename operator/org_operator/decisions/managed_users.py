@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 from ..api import constants
 from ..api.models import ManagedUserSpec
-from ..api.reasons import ConditionType, Phase
+from ..api.reasons import ConditionType, Phase, Reason
 from ..api.views import ManagedUserView
-from ..identity.models import User
+from ..identity.models import ORGANIZATION_ATTRIBUTE, OWNER_ATTRIBUTE, Group, User
 
 
 def organization_path(namespace: str) -> str:
@@ -61,6 +64,83 @@ def owned_by(user: User, view: ManagedUserView) -> bool:
     return user.owner is not None and user.owner.uid == view.meta.uid
 
 
+class Ownership(StrEnum):
+    OURS = "ours"  # this very object's marker (same uid)
+    UNOWNED = "unowned"  # no owner marker at all: created by hand, adoptable on request
+    FOREIGN = "foreign"  # another object's marker, or one we cannot read: never touched
+
+
+def ownership(user: User, view: ManagedUserView) -> Ownership:
+    if OWNER_ATTRIBUTE not in user.attributes:
+        return Ownership.UNOWNED
+    return Ownership.OURS if owned_by(user, view) else Ownership.FOREIGN
+
+
+def adoption_refusal(user: User, view: ManagedUserView) -> tuple[Reason, str] | None:
+    """Why this object may not manage the Authentik user holding its email as username, or None.
+
+    Only a user without an owner marker can be adopted (and only on request): a marker of another
+    object (another organization, or a deleted and recreated object) would let one tenant rename,
+    lock or delete another tenant's person. Another organization's object is not named.
+    """
+    assert view.spec is not None
+    kind = ownership(user, view)
+    if kind is Ownership.OURS:
+        return None
+    if kind is Ownership.FOREIGN:
+        owner = user.owner
+        holder = (f"the OrgManagedUser {owner.name} (uid {owner.uid})"
+                  if owner is not None and owner.namespace == view.meta.namespace
+                  else "an object of another organization")
+        return (Reason.OWNED_BY_ANOTHER_OBJECT,
+                f"Authentik user {user.username} is managed by {holder}; it is left untouched and spec.adopt "
+                "cannot take it over. Use another email, or have an Authentik admin delete that user (or its "
+                f"{OWNER_ATTRIBUTE} attribute) once its owner is gone")
+    if user.is_superuser:
+        return (Reason.EMAIL_TAKEN,
+                f"Authentik user {user.username} is a superuser; the operator never adopts one and left it untouched")
+    if not view.spec.adopt:
+        return (Reason.EMAIL_TAKEN,
+                f"Authentik already has a user {user.username} that this object did not create; it is left "
+                "untouched. Set spec.adopt: true to manage it, or remove it in Authentik")
+    return None
+
+
+def group_marker(namespace: str) -> dict[str, str]:
+    """The attributes of a Client group the operator creates for an organization."""
+    return {ORGANIZATION_ATTRIBUTE: namespace}
+
+
+def group_refusal(group: Group, namespace: str, allowed: Collection[str]) -> str | None:
+    """Why an organization may not put its users in this group, or None.
+
+    Namespace annotations may be writable by tenants: a group is the organization's only when the
+    operator created it for that organization, or when the cluster's settings allow it by name.
+    """
+    if group.is_superuser:
+        return f"Authentik group {group.name} grants superuser rights; the operator never adds users to it"
+    if group.organization == namespace or group.name in allowed:
+        return None
+    return (f"Authentik group {group.name} (annotation {constants.CLIENT_GROUP_ANNOTATION} of namespace "
+            f"{namespace}) was not created by the operator for this organization; nobody is added to it. Name "
+            "another group, or allow this one in ORG_OPERATOR_ALLOWED_CLIENT_GROUPS")
+
+
+def recorded_group_pk(status: Mapping[str, Any]) -> str | None:
+    """The Client group this object's user was last put in (to leave it when the annotation changes)."""
+    recorded = status.get("clientGroup")
+    return recorded.get("pk") if isinstance(recorded, Mapping) else None
+
+
+def password_setup_due(status: Mapping[str, Any], user_pk: int) -> bool:
+    """No reset email was ever sent for this Authentik account: it was just created, or recreated.
+
+    Each reset records the account's pk; older records without one belong to `authentikUserPk`.
+    """
+    legacy = status.get("authentikUserPk")
+    return not any(reset.get("userPk", legacy) == user_pk for reset in status.get("passwordResets") or [])
+
+
 def requested_reset(view: ManagedUserView) -> str | None:
     """A password-reset request (annotation value) that has not been acted upon yet."""
     requested = view.annotations.get(constants.PASSWORD_RESET_ANNOTATION)
@@ -80,8 +160,9 @@ def lock_confirmed(view: ManagedUserView) -> bool:
     return view.status.get("phase") == Phase.LOCKED and view.status.get("observedGeneration") == view.meta.generation
 
 
-def needs_identity_provider(view: ManagedUserView) -> bool:
-    """False when the last reconcile left this generation fully in sync: a restart then costs no calls."""
+def needs_identity_provider(view: ManagedUserView, group_name: str) -> bool:
+    """False when the last reconcile left this generation fully in sync, in the organization's current
+    Client group: a restart then costs no calls."""
     if view.spec is None or requested_reset(view) is not None:
         return True
     status = view.status
@@ -94,5 +175,6 @@ def needs_identity_provider(view: ManagedUserView) -> bool:
         and status.get("phase") == phase
         and status.get("authentikUserPk") is not None
         and status.get("passwordResets")
+        and (status.get("clientGroup") or {}).get("name") == group_name
         and constants.FINALIZER in view.finalizers
     )

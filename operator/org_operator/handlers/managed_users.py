@@ -1,9 +1,10 @@
 """Reconcile an OrgManagedUser with its Authentik user.
 
 Order matters for crash safety: the finalizer goes on before anything exists in Authentik; the
-user is found by username and recognised by our owner marker before one is created; the
-recovery email is recorded in the status right after it is queued, so a crash can repeat it
-(at least once) but a restart or an unrelated update cannot.
+user is found by our owner marker before one is created (a user holding the email as username
+without our marker is only ever adopted when it has no marker at all); the recovery email is
+recorded in the status, with the account's pk, right after it is queued, so a crash can repeat it
+(at least once) but a restart or an unrelated update cannot, and a recreated account gets one too.
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ from ..api.views import ManagedUserView, format_time
 from ..decisions import conditions
 from ..decisions.emails import normalise
 from ..decisions.managed_users import (
+    Ownership,
+    adoption_refusal,
     changes_for,
     lock_confirmed,
     lock_only,
     needs_identity_provider,
     organization_path,
     owned_by,
+    ownership,
+    password_setup_due,
+    recorded_group_pk,
     requested_reset,
     retirement_changes,
 )
@@ -35,11 +41,13 @@ from ..identity import (
     AuthentikNotFound,
     AuthentikUnauthorized,
     AuthentikUnavailable,
+    AuthentikValidationError,
+    ClientGroupNotAllowed,
+    Group,
     Owner,
     User,
     user_attributes,
 )
-from ..identity.models import OWNER_ATTRIBUTE
 from ..kube import path
 from ..metrics import AUTHENTIK_REACHABLE
 from ..runtime.cluster import Key
@@ -115,10 +123,12 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         if namespace is None or not namespace.enterprise:
             if not lock_confirmed(view) or drifted is not None:
                 await _lock_only(ctl, identity, view, now)
-        elif needs_identity_provider(view) or drifted is not None:
+        elif needs_identity_provider(view, namespace.client_group) or drifted is not None:
             await _sync(ctl, identity, view, namespace.client_group, now, drifted)
         else:
             await _write(ctl, view, {})  # in sync: writes only a claim not yet recorded (users older than claims)
+    except ClientGroupNotAllowed as error:
+        await _not_ready(ctl, view, now, Phase.FAILED, Reason.CLIENT_GROUP_NOT_ALLOWED, str(error))
     except AuthentikError as error:
         await _unreachable(ctl, view, now, error)
 
@@ -150,59 +160,94 @@ async def _ensure_finalizer(ctl: Controller, view: ManagedUserView) -> None:
             "finalizers": [*view.finalizers, constants.FINALIZER], "resourceVersion": view.meta.resource_version}})
 
 
+def _owner(view: ManagedUserView) -> Owner:
+    return Owner(namespace=view.meta.namespace, name=view.meta.name, uid=view.meta.uid)
+
+
 async def _find_own_user(identity: AuthentikClient, view: ManagedUserView) -> User | None:
-    """The Authentik user this object manages, by remembered pk, else by username (its email)."""
+    """The Authentik user this object created (or adopted): by remembered pk, else by owner marker.
+
+    A user is this object's only when it carries this object's marker (same uid); the email is not
+    needed, so this also works for a spec that can no longer be read.
+    """
     pk = view.status.get("authentikUserPk")
     if pk is not None:
         try:
-            return await identity.get_user(int(pk))
+            user = await identity.get_user(int(pk))
         except AuthentikNotFound:
             pass
-    assert view.spec is not None
-    return await identity.find_user_by_username(view.spec.email)
+        else:
+            if owned_by(user, view):
+                return user
+    found = await identity.find_users_by_owner(_owner(view))
+    return found[0] if found else None
 
 
 async def _sync(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, group_name: str,
                 now: datetime, drifted: str | None) -> None:
+    """Apply the spec; once more with the group looked up afresh if Authentik no longer knows its pk."""
+    try:
+        await _apply(ctl, identity, view, group_name, now, drifted)
+    except (AuthentikNotFound, AuthentikValidationError) as error:
+        if isinstance(error, AuthentikValidationError) and "groups" not in error.errors:
+            raise
+        ctl.forget_group(group_name)  # deleted or recreated in Authentik: found (or created) again
+        await _apply(ctl, identity, view, group_name, now, drifted)
+
+
+async def _apply(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, group_name: str,
+                 now: datetime, drifted: str | None) -> None:
     spec = view.spec
     assert spec is not None
     await _ensure_finalizer(ctl, view)
-    group = await ctl.client_group(group_name)
-    owner = Owner(namespace=view.meta.namespace, name=view.meta.name, uid=view.meta.uid)
-    attributes = user_attributes(owner, first_name=spec.first_name, last_name=spec.last_name)
+    group = await ctl.client_group(view.meta.namespace, group_name)
+    attributes = user_attributes(_owner(view), first_name=spec.first_name, last_name=spec.last_name)
     user = await _find_own_user(identity, view)
-    if user is not None and not owned_by(user, view):
-        if not spec.adopt:
-            await _not_ready(ctl, view, now, Phase.FAILED, Reason.EMAIL_TAKEN,
-                             f"Authentik already has a user {spec.email} that this object did not create; it is "
-                             "left untouched. Set spec.adopt: true to manage it, or remove it in Authentik")
-            return
-        user = await identity.patch_user(user.pk, attributes={**user.attributes, **attributes})
-        ctl.events.normal(KIND, view.meta, "Adopted", f"Adopted the existing Authentik user {spec.email}")
     if user is None:
-        user = await identity.create_user(username=spec.email, name=spec.full_name, email=spec.email,
-                                          path=organization_path(view.meta.namespace), attributes=attributes,
-                                          groups=[group.pk], is_active=spec.active)
-        ctl.events.normal(KIND, view.meta, "Created", f"Created Authentik user {spec.email} in group {group.name}")
-    else:
-        changes = changes_for(spec, user, group.pk)
-        if changes.patch:
-            user = await identity.patch_user(user.pk, **changes.patch)  # type: ignore[arg-type]
-        if changes.join_group:
-            await identity.add_user_to_group(group.pk, user.pk)
-        if changes:
-            reason, record = ("DriftRepaired", ctl.events.warning) if drifted else ("Updated", ctl.events.normal)
-            record(KIND, view.meta, reason, f"Authentik user {spec.email}: {changes.describe()}")
-    if user.attributes.get(OWNER_ATTRIBUTE) is None:
-        user = await identity.patch_user(user.pk, attributes={**user.attributes, **attributes})
-    await _record(ctl, identity, view, user, now)
+        try:
+            user = await identity.create_user(username=spec.email, name=spec.full_name, email=spec.email,
+                                              path=organization_path(view.meta.namespace), attributes=attributes,
+                                              groups=[group.pk], is_active=spec.active)
+        except AuthentikValidationError as error:
+            if "username" not in error.errors or (user := await identity.find_user_by_username(spec.email)) is None:
+                raise
+            refusal = adoption_refusal(user, view)
+            if refusal is not None:
+                await _not_ready(ctl, view, now, Phase.FAILED, *refusal)
+                return
+            if ownership(user, view) is Ownership.UNOWNED:
+                user = await identity.patch_user(user.pk, attributes={**user.attributes, **attributes})
+                ctl.events.normal(KIND, view.meta, "Adopted", f"Adopted the existing Authentik user {spec.email}")
+        else:
+            verb = "Recreated" if view.status.get("authentikUserPk") is not None else "Created"
+            ctl.events.normal(KIND, view.meta, "Created", f"{verb} Authentik user {spec.email} in group {group.name}")
+    changes = changes_for(spec, user, group.pk)
+    if changes.patch:
+        user = await identity.patch_user(user.pk, **changes.patch)  # type: ignore[arg-type]
+    if changes.join_group:
+        await identity.add_user_to_group(group.pk, user.pk)
+    if (previous := recorded_group_pk(view.status)) not in (None, group.pk) and previous in user.groups:
+        await _leave(identity, previous, user.pk)
+        ctl.events.normal(KIND, view.meta, "Updated", f"Authentik user {spec.email}: moved to group {group.name}")
+    if changes:
+        reason, record = ("DriftRepaired", ctl.events.warning) if drifted else ("Updated", ctl.events.normal)
+        record(KIND, view.meta, reason, f"Authentik user {spec.email}: {changes.describe()}")
+    await _record(ctl, identity, view, user, group, now)
+
+
+async def _leave(identity: AuthentikClient, group_pk: str, user_pk: int) -> None:
+    """Remove a member from a group that may have been deleted meanwhile (then there is nothing to leave)."""
+    try:
+        await identity.remove_user_from_group(group_pk, user_pk)
+    except AuthentikNotFound:
+        pass
 
 
 async def _lock_only(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, now: datetime) -> None:
     """Outside the Enterprise plan: deactivate the user this object created, create nothing, and say
     Locked only once Authentik has confirmed."""
     user = await _find_own_user(identity, view)
-    if user is not None and owned_by(user, view) and user.is_active:
+    if user is not None and user.is_active:
         await identity.patch_user(user.pk, is_active=False)
         ctl.events.normal(KIND, view.meta, Reason.LOCKED, f"Deactivated Authentik user {user.username}")
     message = (f"namespace {view.meta.namespace} is not labelled org.alien.club/plan=enterprise; the deactivation "
@@ -211,16 +256,25 @@ async def _lock_only(ctl: Controller, identity: AuthentikClient, view: ManagedUs
         view, now, (ConditionType.READY, False, Reason.ORGANIZATION_NOT_ENTERPRISE, message))})
 
 
-async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, user: User,
+async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, user: User, group: Group,
                   now: datetime) -> None:
-    """Send the recovery email if one is due, then write everything in one status patch."""
+    """Send the recovery email if one is due, then write everything in one status patch.
+
+    One is due for an account no reset email was sent for (created, or recreated after someone
+    deleted it in Authentik: it has no password), and for a new reset request.
+    """
     spec = view.spec
     assert spec is not None
-    resets = list(view.status.get("passwordResets") or [])
+    legacy_pk = view.status.get("authentikUserPk")  # resets recorded before they carried the account's pk
+    resets = [reset if "userPk" in reset or legacy_pk is None else {**reset, "userPk": legacy_pk}
+              for reset in view.status.get("passwordResets") or []]
     request = requested_reset(view)
-    trigger = "Creation" if not resets else request
+    setup = password_setup_due(view.status, user.pk)
+    trigger = ("Recreation" if resets else "Creation") if setup else request
     status: dict[str, Any] = {"phase": (Phase.ACTIVE if spec.active else Phase.LOCKED).value,
-                              "authentikUserPk": user.pk}
+                              "authentikUserPk": user.pk, "clientGroup": {"name": group.name, "pk": group.pk}}
+    if resets:
+        status["passwordResets"] = resets
     email_condition: tuple[str, bool, str, str] | None = None
     retry_email = False
     if trigger is not None and spec.active:
@@ -232,7 +286,7 @@ async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserV
             email_condition = (ConditionType.PASSWORD_RESET_EMAIL_SENT, False, reason, str(error))
             retry_email = True
         else:
-            resets = [*resets, {"sentAt": format_time(now), "trigger": trigger}][-MAX_RESET_HISTORY:]
+            resets = [*resets, {"sentAt": format_time(now), "trigger": trigger, "userPk": user.pk}][-MAX_RESET_HISTORY:]
             status |= {"passwordResets": resets, "lastPasswordResetSentAt": format_time(now)}
             email_condition = (ConditionType.PASSWORD_RESET_EMAIL_SENT, True, Reason.EMAIL_SENT,
                                f"password-reset email sent to {spec.email}")
@@ -255,27 +309,59 @@ async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserV
 
 
 async def _retire(ctl: Controller, view: ManagedUserView) -> None:
-    """Deletion: apply spec.deletionPolicy in Authentik, then release the finalizer."""
+    """Deletion: apply spec.deletionPolicy in Authentik, then release the finalizer.
+
+    The finalizer stays while the policy cannot be applied (no Authentik settings, Authentik away),
+    with a condition saying why; the skip-cleanup annotation is the administrator's escape hatch.
+    """
     if constants.FINALIZER not in view.finalizers:
         return
-    identity = ctl.identity
-    skip = view.annotations.get(constants.SKIP_IDP_CLEANUP_ANNOTATION) == "true"
-    if identity is not None and not skip and view.spec is not None:
+    if view.annotations.get(constants.SKIP_IDP_CLEANUP_ANNOTATION) != "true":
+        identity = ctl.identity
+        now = datetime.now(UTC)
+        if identity is None:
+            message = ("deletion waits: spec.deletionPolicy cannot be applied in Authentik because the operator has "
+                       "no Authentik settings (ORG_OPERATOR_AUTHENTIK_URL and ORG_OPERATOR_AUTHENTIK_TOKEN_FILE); "
+                       "configure them, or annotate "
+                       f"{constants.SKIP_IDP_CLEANUP_ANNOTATION}=true to delete without clean-up")
+            await _not_ready(ctl, view, now, Phase(view.status.get("phase") or Phase.PENDING),
+                             Reason.IDENTITY_PROVIDER_NOT_CONFIGURED, message)
+            return
         try:
-            user = await _find_own_user(identity, view)
-            if user is not None and owned_by(user, view):
-                if view.spec.deletion_policy == "Delete":
-                    await identity.delete_user(user.pk)
-                else:
-                    namespace = ctl.state.namespace(view.meta.namespace)
-                    group = await ctl.client_group(namespace.client_group) if namespace else None
-                    changes = retirement_changes(user, group.pk if group else None)
-                    if changes.patch:
-                        await identity.patch_user(user.pk, **changes.patch)  # type: ignore[arg-type]
-                    if changes.leave_group and group is not None:
-                        await identity.remove_user_from_group(group.pk, user.pk)
+            await _clean_up(ctl, identity, view)
         except AuthentikError as error:
-            await _unreachable(ctl, view, datetime.now(UTC), error)
+            await _unreachable(ctl, view, now, error)
     remaining = [f for f in view.finalizers if f != constants.FINALIZER]
     await ctl.kube.patch(path(PLURAL, *view.meta.key), {"metadata": {
         "finalizers": remaining or None, "resourceVersion": view.meta.resource_version}})
+
+
+async def _clean_up(ctl: Controller, identity: AuthentikClient, view: ManagedUserView) -> None:
+    """Delete or deactivate the user this object owns; an unreadable spec gets the safe policy, Deactivate."""
+    user = await _find_own_user(identity, view)
+    if user is None:
+        return
+    if view.spec is None:
+        ctl.events.warning(KIND, view.meta, Reason.INVALID_SPEC,
+                           f"{view.spec_error or 'invalid spec'}: applied the default deletion policy, Deactivate, "
+                           f"to Authentik user {user.username}")
+    if view.spec is not None and view.spec.deletion_policy == "Delete":
+        await identity.delete_user(user.pk)
+        return
+    group_pk = recorded_group_pk(view.status) or await _current_group_pk(ctl, view.meta.namespace)
+    changes = retirement_changes(user, group_pk)
+    if changes.patch:
+        await identity.patch_user(user.pk, **changes.patch)  # type: ignore[arg-type]
+    if changes.leave_group and group_pk is not None:
+        await _leave(identity, group_pk, user.pk)
+
+
+async def _current_group_pk(ctl: Controller, namespace_name: str) -> str | None:
+    """The namespace's Client group, for users whose status predates recording it; None if not its own."""
+    namespace = ctl.state.namespace(namespace_name)
+    if namespace is None:
+        return None
+    try:
+        return (await ctl.client_group(namespace_name, namespace.client_group)).pk
+    except ClientGroupNotAllowed:
+        return None

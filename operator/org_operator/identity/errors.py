@@ -67,3 +67,8 @@ class RecoveryFlowNotConfigured(AuthentikMisconfigured):
 
 class EmailStageNotFound(AuthentikMisconfigured):
     """The configured email stage does not exist, or the token cannot see it."""
+
+
+class ClientGroupNotAllowed(AuthentikError):
+    """The group an organization names is not its own: not created by the operator for it, nor allowed
+    for it by the cluster's settings. Nobody is added to it."""

@@ -8,6 +8,8 @@ from org_operator.api.constants import GROUP
 
 # Attribute that ties an Authentik user to the Kubernetes object that created it.
 OWNER_ATTRIBUTE = f"{GROUP}/owner"
+# Attribute of a Client group the operator created: the organization (namespace) it belongs to.
+ORGANIZATION_ATTRIBUTE = f"{GROUP}/organization"
 FIRST_NAME_ATTRIBUTE = "firstName"
 LAST_NAME_ATTRIBUTE = "lastName"
 
@@ -42,6 +44,7 @@ class User(_Lenient):
     is_active: bool = True
     path: str = ""
     type: str = "internal"
+    is_superuser: bool = False
     groups: list[str] = Field(default_factory=list, description="Group uuids.")
     attributes: dict[str, Any] = Field(default_factory=dict)
 
@@ -57,6 +60,14 @@ class User(_Lenient):
 class Group(_Lenient):
     pk: str
     name: str
+    is_superuser: bool = False
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def organization(self) -> str | None:
+        """The namespace this group was created for by the operator, if it carries our marker."""
+        value = self.attributes.get(ORGANIZATION_ATTRIBUTE)
+        return value if isinstance(value, str) else None
 
 
 class EmailStage(_Lenient):

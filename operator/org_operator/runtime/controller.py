@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from ..api import constants
-from ..decisions.managed_users import changes_for, organization_path
-from ..identity import AuthentikClient, AuthentikError, Group
+from ..decisions.managed_users import changes_for, group_marker, group_refusal, organization_path
+from ..identity import AuthentikClient, AuthentikError, ClientGroupNotAllowed, Group
 from ..kube import Kube, NotLeading, core_path, path
 from ..metrics import RECONCILE_ERRORS, RECONCILES
 from ..settings import OperatorSettings
@@ -268,13 +268,25 @@ class Controller:
         return body
 
 
-    async def client_group(self, name: str) -> Group:
-        """The organization's Client group in Authentik, created if missing; cached by name."""
+    async def client_group(self, namespace: str, name: str) -> Group:
+        """The organization's Client group in Authentik, created (marked as the organization's) if missing.
+
+        Cached by name until `forget_group`; raises `ClientGroupNotAllowed` for a group that is not the
+        organization's (see `group_refusal`).
+        """
         assert self.identity is not None
         group = self._groups.get(name)
         if group is None:
-            group = self._groups[name] = await self.identity.find_or_create_group(name)
+            group = await self.identity.find_or_create_group(name, attributes=group_marker(namespace))
+            self._groups[name] = group
+        refusal = group_refusal(group, namespace, self.settings.allowed_client_groups.get(namespace, ()))
+        if refusal is not None:
+            raise ClientGroupNotAllowed(refusal)
         return group
+
+    def forget_group(self, name: str) -> None:
+        """Drop a cached group whose pk Authentik no longer knows (deleted, or recreated by hand)."""
+        self._groups.pop(name, None)
 
     async def _check_identity(self) -> None:
         """Check Authentik once at startup; problems are logged, never fatal."""
@@ -311,8 +323,11 @@ class Controller:
             namespace = self.state.namespace(namespace_name)
             if namespace is None or not namespace.enterprise:
                 continue
+            try:
+                group = await self.client_group(namespace_name, namespace.client_group)
+            except ClientGroupNotAllowed:
+                continue  # its users say so in their conditions
             users = {user.pk: user async for user in self.identity.iter_users(organization_path(namespace_name))}
-            group = await self.client_group(namespace.client_group)
             for key in keys:
                 view = self.state.managed_user(key)
                 pk = view.status.get("authentikUserPk") if view else None
