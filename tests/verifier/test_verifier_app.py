@@ -107,9 +107,55 @@ async def test_read_only_token_cannot_write(served: Served, method: str, headers
     assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
 
 
-async def test_forwarded_read_method_wins_over_the_subrequest_method(served: Served) -> None:
+async def test_a_forwarded_read_method_does_not_hide_a_write_subrequest(served: Served) -> None:
+    """Was 200: the first method header found won over the subrequest's own method."""
     headers = {"X-Forwarded-Method": "GET", **bearer(served.reader.plaintext)}
-    assert (await served.http.post("/auth", headers=headers)).status_code == 200
+    assert (await served.http.post("/auth", headers=headers)).status_code == 403
+
+
+# What each proxy sends for a client's request, and what the client may inject next to it: every
+# header a client sends reaches the verifier (ingress-nginx forwards them all to auth-url; Traefik
+# overwrites only its own X-Forwarded-*; Envoy passes whatever allowed_headers lets through).
+INJECTED = [
+    {},
+    {"X-Forwarded-Method": "GET"},
+    {"X-Original-Method": "GET"},
+    {"X-Envoy-Original-Method": "GET"},
+    {"X-HTTP-Method-Override": "GET"},
+    {"X-Forwarded-Method": "GET", "X-Original-Method": "GET", "X-HTTP-Method": "HEAD", "X-Method-Override": "GET"},
+]
+
+
+def proxy_request(proxy: str, method: str, injected: dict[str, str]) -> tuple[str, str, list[tuple[str, str]]]:
+    """The subrequest a proxy makes for a client's ``method``: its method, path and headers (the
+    proxy's own method header is appended after the client's, as a second value where they clash)."""
+    client = list(injected.items())
+    if proxy == "ingress-nginx":  # auth-method GET, X-Original-Method set by nginx
+        return "GET", "/auth", [*client, ("X-Original-Method", method)]
+    if proxy == "traefik":  # ForwardAuth always GETs, with X-Forwarded-Method
+        return "GET", "/auth", [*client, ("X-Forwarded-Method", method)]
+    return method, "/auth/datasets/42", client  # envoy ext_authz HTTP service: the original method
+
+
+@pytest.mark.parametrize("injected", INJECTED, ids=lambda headers: "+".join(headers) or "none")
+@pytest.mark.parametrize("proxy", ["ingress-nginx", "traefik", "envoy"])
+async def test_no_injected_method_header_lets_a_read_only_token_write(
+    served: Served, proxy: str, injected: dict[str, str]
+) -> None:
+    method, url, headers = proxy_request(proxy, "DELETE", injected)
+    response = await served.http.request(method, url, headers=[*headers, *bearer(served.reader.plaintext).items()])
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+    method, url, headers = proxy_request(proxy, "GET", injected)
+    response = await served.http.request(method, url, headers=[*headers, *bearer(served.reader.plaintext).items()])
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("proxy", ["ingress-nginx", "traefik", "envoy"])
+async def test_a_read_write_token_writes_through_every_proxy(served: Served, proxy: str) -> None:
+    method, url, headers = proxy_request(proxy, "DELETE", {"X-Forwarded-Method": "GET"})
+    response = await served.http.request(method, url, headers=[*headers, *bearer(served.writer.plaintext).items()])
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize(

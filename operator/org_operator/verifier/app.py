@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
 from ..tokens import is_well_formed, shaped_digest
-from .decisions import OK, Outcome, decide
+from .decisions import METHOD_HEADERS, OK, READ_METHODS, Outcome, decide, is_write
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import NO_TOKEN, Metrics
@@ -37,8 +37,7 @@ _INTROSPECT_COLUMN = ENDPOINTS.index(INTROSPECT)
 AUTH_PATH = "/" + AUTH
 INTROSPECT_PATH = "/" + INTROSPECT
 # Case-insensitive keys built once: the header lookups of every request skip case folding.
-_FORWARDED_METHOD = istr("X-Forwarded-Method")  # Traefik
-_ORIGINAL_METHOD = istr("X-Original-Method")  # ingress-nginx
+_METHOD_HEADERS = tuple(istr(name) for name in METHOD_HEADERS)
 _NAMESPACE = istr("X-Org-Namespace")
 _SERVICE_ACCOUNT = istr("X-Org-Service-Account")
 _EMAIL = istr("X-Org-Email")
@@ -56,6 +55,15 @@ def bearer(authorization: str | None) -> str:
     if authorization is None or authorization[:7].lower() != "bearer ":
         return ""
     return authorization[7:].strip()
+
+
+def _method_signals(headers: CIMultiDictProxy[str]) -> list[str]:
+    """Every value of every method header, duplicates included: a plain loop, as the hot path asks."""
+    signals: list[str] = []
+    for name in _METHOD_HEADERS:
+        if name in headers:
+            signals += headers.getall(name)
+    return signals
 
 
 def _identity_headers(account_key: AccountKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
@@ -114,9 +122,10 @@ class Handlers:
         """Forward-auth: 200 with identity headers, 401 invalid, 403 write with a read-only token."""
         started = time.perf_counter()
         headers = request.headers
-        method = headers.get(_FORWARDED_METHOD) or headers.get(_ORIGINAL_METHOD) or request.method
+        method = request.method
+        write = method not in READ_METHODS or is_write(method, _method_signals(headers))
         candidate = bearer(headers.get(hdrs.AUTHORIZATION))
-        outcome, token_digest, token, account = self._check(candidate, method, _AUTH_COLUMN)
+        outcome, token_digest, token, account = self._check(candidate, write, _AUTH_COLUMN)
         if outcome == OK and token is not None and account is not None:
             # 200 with what the proxy passes upstream about the caller (auth-response-headers and alike)
             account_key, read_write, _, _, _ = token
@@ -143,7 +152,7 @@ class Handlers:
         if not isinstance(candidate, str):
             self._metrics.record(INTROSPECT, Outcome.MALFORMED, NO_TOKEN, time.perf_counter() - started)
             return web.json_response({"error": "invalid_request"}, status=400, headers=_NO_STORE)
-        outcome, token_digest, token, account = self._check(candidate, None, _INTROSPECT_COLUMN)
+        outcome, token_digest, token, account = self._check(candidate, False, _INTROSPECT_COLUMN)
         view = self._tokens.get(token_digest) if outcome == OK else None
         if view is not None and account is not None:
             answer = introspection(view, account)
@@ -165,10 +174,10 @@ class Handlers:
         return web.Response(status=503, text="initial list not complete")
 
     def _check(
-        self, candidate: str, method: str | None, endpoint: int
+        self, candidate: str, write: bool, endpoint: int
     ) -> tuple[str, bytes, Credential | None, AccountEntry | None]:
-        """Decide for a presented token, and count it in the ledger if accepted; ``method`` None means
-        validity only (introspection); ``endpoint`` is the ledger column of the asking endpoint.
+        """Decide for a presented token, and count it in the ledger if accepted; ``write`` False means
+        validity only for introspection; ``endpoint`` is the ledger column of the asking endpoint.
 
         Returns the outcome, the token's digest (NO_TOKEN unless it is indexed), its credential and
         its account.
@@ -182,7 +191,7 @@ class Handlers:
         account_key, _, _, _, slot = token
         account = self._account(account_key)
         now = time.time()
-        outcome = decide(token, account, now, method)
+        outcome = decide(token, account, now, write)
         if outcome == OK:
             self._ledger.accept(slot, endpoint, now)
         elif outcome == Outcome.NO_SERVICE_ACCOUNT and account is None:

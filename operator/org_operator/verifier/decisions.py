@@ -11,12 +11,24 @@ they refuse finds no entry. ``binding_refusal`` names the reason for such a miss
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from ..api.reasons import Phase
 from .views import AccountEntry, AccountKey, AccountView, Credential, TokenView
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+METHOD_HEADERS = (
+    "X-Original-Method",  # ingress-nginx
+    "X-Forwarded-Method",  # Traefik
+    "X-Envoy-Original-Method",  # Envoy, where a filter or route rewrote the method
+    "X-HTTP-Method-Override",  # what web frameworks honour as the real method
+    "X-HTTP-Method",
+    "X-Method-Override",
+)
+"""Headers that may carry a request's method. A proxy sets its own and passes the client's others on
+(ingress-nginx forwards a client's ``X-Forwarded-Method`` untouched), so no single one can be trusted to
+say "read"; any of them saying "write" is believed."""
 # Plain strings, not enum members: on Python 3.11 each enum member access and hash is a Python-level
 # call, which costs the hot path of every request more than the rest of this module.
 _ACTIVE: Final = Phase.ACTIVE.value
@@ -79,9 +91,17 @@ def binding_refusal(key: AccountKey, account: AccountView | None) -> str:
     return Outcome.NO_SERVICE_ACCOUNT
 
 
-def decide(token: Credential | None, account: AccountEntry | None, now: float, method: str | None = None) -> str:
-    """OK if the token verifies at ``now`` and, given the request's method, its scope allows it; else
-    why not. Every reason but INSUFFICIENT_SCOPE answers 401; a read-only (api-key) token may only read.
+def is_write(method: str, signals: Iterable[str]) -> bool:
+    """Whether a request writes: its own method or any method header value (``signals``) is not exactly
+    a read method. Unknown, lowercase, empty or comma-joined values count as writes (fail closed)."""
+    if method not in READ_METHODS:
+        return True
+    return any(signal not in READ_METHODS for signal in signals)
+
+
+def decide(token: Credential | None, account: AccountEntry | None, now: float, write: bool = False) -> str:
+    """OK if the token verifies at ``now`` and, if the request writes, its scope allows that; else why
+    not. Every reason but INSUFFICIENT_SCOPE answers 401; a read-only (api-key) token may only read.
 
     One function for both checks: it runs on every request, over what the index precomputed.
     """
@@ -97,7 +117,7 @@ def decide(token: Credential | None, account: AccountEntry | None, now: float, m
     refused_for_account, _, _ = account
     if refused_for_account is not None:
         return refused_for_account
-    if method is not None and not read_write and method.upper() not in READ_METHODS:
+    if write and not read_write:
         return Outcome.INSUFFICIENT_SCOPE
     return OK
 
