@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -27,6 +26,7 @@ from pydantic import SecretStr
 
 from ..tokens import is_well_formed, shaped_digest
 from .decisions import METHOD_HEADERS, OK, READ_METHODS, Outcome, decide, is_write
+from .freshness import Freshness
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import NO_TOKEN, Metrics
@@ -48,6 +48,7 @@ _NO_CREDENTIALS = {"WWW-Authenticate": "Bearer"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="api-secret"'}
 _NO_STORE = {"Cache-Control": "no-store"}
+_UNAVAILABLE = {"Retry-After": "1", "Cache-Control": "no-store"}
 
 
 def bearer(authorization: str | None) -> str:
@@ -105,7 +106,7 @@ class Handlers:
         metrics: Metrics,
         *,
         introspection_token: SecretStr | None,
-        ready: Callable[[], bool],
+        freshness: Freshness,
     ) -> None:
         self._tokens = index.tokens
         self._credential = index.tokens.credential
@@ -116,11 +117,15 @@ class Handlers:
         self._introspection_token = (
             introspection_token.get_secret_value().encode() if introspection_token else None
         )
-        self._ready = ready
+        self._freshness = freshness
 
     async def auth(self, request: web.Request) -> web.Response:
-        """Forward-auth: 200 with identity headers, 401 invalid, 403 write with a read-only token."""
+        """Forward-auth: 200 with identity headers, 401 invalid, 403 write with a read-only token, 503
+        while the index may be stale (the proxy then refuses the request)."""
         started = time.perf_counter()
+        if not self._freshness.serving:
+            self._metrics.record(AUTH, Outcome.UNAVAILABLE, NO_TOKEN, time.perf_counter() - started)
+            return web.Response(status=503, headers=_UNAVAILABLE)
         headers = request.headers
         method = request.method
         write = method not in READ_METHODS or is_write(method, _method_signals(headers))
@@ -148,6 +153,9 @@ class Handlers:
         if not self._may_introspect(request.headers.get(hdrs.AUTHORIZATION)):
             self._metrics.record(INTROSPECT, Outcome.UNAUTHORIZED, NO_TOKEN, time.perf_counter() - started)
             return web.Response(status=401, headers=_NO_CREDENTIALS)
+        if not self._freshness.serving:
+            self._metrics.record(INTROSPECT, Outcome.UNAVAILABLE, NO_TOKEN, time.perf_counter() - started)
+            return web.json_response({"error": "temporarily_unavailable"}, status=503, headers=_UNAVAILABLE)
         candidate = (await request.post()).get("token")
         if not isinstance(candidate, str):
             self._metrics.record(INTROSPECT, Outcome.MALFORMED, NO_TOKEN, time.perf_counter() - started)
@@ -169,9 +177,9 @@ class Handlers:
         return web.Response(text="ok")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self._ready():
+        if self._freshness.serving:
             return web.Response(text="ready")
-        return web.Response(status=503, text="initial list not complete")
+        return web.Response(status=503, text=self._freshness.reason or "not ready")
 
     def _check(
         self, candidate: str, write: bool, endpoint: int

@@ -47,6 +47,7 @@ class Outcome:
     NO_SERVICE_ACCOUNT: Final = "no_service_account"
     LOCKED: Final = "locked"
     UNAUTHORIZED: Final = "unauthorized"
+    UNAVAILABLE: Final = "unavailable"  # the index may be stale: 503, whatever the token
 
 
 OK: Final = Outcome.OK

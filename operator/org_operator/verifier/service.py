@@ -15,6 +15,7 @@ from ..kube import Kube, path
 from .app import Handlers, build_app
 from .config import VerifierConfig
 from .feed import Feed
+from .freshness import Freshness
 from .index import Store, TokenIndex
 from .metrics import Metrics
 from .usage import LastUsed
@@ -25,13 +26,15 @@ _FINAL_FLUSH_SECONDS = 5.0
 
 
 class Verifier:
-    """Start with ``async with``; the server answers at once (401 and not ready until listed)."""
+    """Start with ``async with``; the server answers at once (503 and not ready until listed)."""
 
     def __init__(self, config: VerifierConfig, kube: Kube) -> None:
         self.config = config
         self.index = TokenIndex()
-        self.metrics = Metrics(self.index, self.ready)
-        self.feeds = [
+        self.feeds: list[Feed] = []
+        self.freshness = Freshness(self.feeds, config.stale_after)
+        self.metrics = Metrics(self.index, self.freshness)
+        self.feeds += [
             self._feed(kube, plural, store, namespace)
             for plural, store in ((API_TOKENS, self.index.tokens), (SERVICE_ACCOUNTS, self.index.accounts))
             for namespace in config.namespaces or (None,)
@@ -47,7 +50,7 @@ class Verifier:
             self.index,
             self.metrics,
             introspection_token=config.introspection_token,
-            ready=self.ready,
+            freshness=self.freshness,
         )
         self._runner = web.AppRunner(
             build_app(handlers),
@@ -67,11 +70,12 @@ class Verifier:
             page_size=self.config.list_page_size,
             watch_timeout=self.config.watch_timeout_seconds,
             on_restart=lambda kind, reason: self.metrics.watch_restarts.labels(kind, reason).inc(),
+            on_listed=self.freshness.check,
         )
 
     def ready(self) -> bool:
-        """True once every feed has completed its first list."""
-        return all(feed.listed.is_set() for feed in self.feeds)
+        """True while every feed has listed and heard from the API server within ``stale_after``."""
+        return self.freshness.serving
 
     @property
     def url(self) -> str:
@@ -83,12 +87,15 @@ class Verifier:
         await web.TCPSite(self._runner, self.config.host, self.config.port).start()
         self._tasks = [asyncio.create_task(feed.run(), name=f"watch {feed.kind}") for feed in self.feeds]
         self._tasks.append(asyncio.create_task(self.usage.run(), name="lastUsedAt writer"))
+        self._tasks.append(asyncio.create_task(self.freshness.run(), name="freshness"))
         self._tasks.append(asyncio.create_task(self._freeze_when_listed(), name="gc freeze"))
         log.info(
-            "verifier listening on %s, namespaces: %s, introspection %s",
+            "verifier listening on %s, namespaces: %s, introspection %s, fails closed after %g s without "
+            "word from the API server",
             self.url,
             ", ".join(self.config.namespaces) or "all",
             "enabled" if self.config.introspection_token else "disabled (no credential configured)",
+            self.config.stale_after,
         )
         return self
 
@@ -103,9 +110,10 @@ class Verifier:
         gc.freeze()
 
     async def wait_ready(self) -> None:
-        """Until every feed has completed its first list (what /readyz reports)."""
+        """Until every feed has completed its first list (then /readyz reports ready, unless stale)."""
         for feed in self.feeds:
             await feed.listed.wait()
+        self.freshness.check()
 
     async def serve_forever(self) -> None:
         """Until cancelled, or until a feed or the writer fails on a bug (never serve a stale index)."""
