@@ -15,6 +15,7 @@ from verifier_support import NAMESPACE, FakeKube, account_body, eventually, toke
 from org_operator import tokens
 from org_operator.kube import path
 from org_operator.verifier import Verifier, VerifierConfig, run_verifier
+from org_operator.verifier.app import listeners
 
 INTROSPECTION_SECRET = "introspection-credential"
 TOKENS_URL = path("orgapitokens")
@@ -385,3 +386,42 @@ async def test_bound_tokens_are_answered_and_counted_by_their_binding(served: Se
     samples = await scrape(served)
     assert samples[requests("bot", recreated.token_id, "api-key", "no_service_account")] == 1
     assert samples[requests("bot", locked_since.token_id, "api-key", "locked")] == 1
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        ((8080, None, None), [(8080, {"auth", "introspect", "metrics"})]),
+        ((8080, 8081, 9090), [(8080, {"auth"}), (8081, {"introspect"}), (9090, {"metrics"})]),
+        ((8080, 9090, 9090), [(8080, {"auth"}), (9090, {"introspect", "metrics"})]),
+        ((8080, 8080, None), [(8080, {"auth", "introspect", "metrics"})]),
+        ((0, 0, 0), [(0, {"auth"}), (0, {"introspect"}), (0, {"metrics"})]),
+    ],
+)
+def test_each_surface_listens_where_its_setting_says(
+    ports: tuple[int, int | None, int | None], expected: list[tuple[int, set[str]]]
+) -> None:
+    assert [(port, set(surfaces)) for port, surfaces in listeners(*ports)] == expected
+
+
+async def test_separate_ports_serve_nothing_else() -> None:
+    """So that a NetworkPolicy admitting the ingress controllers to /auth's port admits them to nothing more."""
+    kube = FakeKube()
+    kube.serve(TOKENS_URL, [])
+    kube.serve(ACCOUNTS_URL, [account_body()])
+    async with Verifier(config(introspection_port=0, metrics_port=0), kube) as verifier:  # type: ignore[arg-type]
+        await eventually(verifier.ready)
+        urls = verifier.urls
+        assert len(set(urls.values())) == 3
+        credential = bearer(INTROSPECTION_SECRET)
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(urls["auth"] + "/auth")).status_code == 401
+            assert (await http.get(urls["auth"] + "/readyz")).status_code == 200
+            assert (await http.get(urls["auth"] + "/metrics")).status_code == 404
+            assert (await http.post(urls["auth"] + "/introspect", headers=credential)).status_code == 404
+            assert (await http.get(urls["metrics"] + "/metrics")).status_code == 200
+            assert (await http.get(urls["metrics"] + "/auth")).status_code == 404
+            answer = await http.post(urls["introspect"] + "/introspect", data={"token": "x"}, headers=credential)
+            assert answer.json() == {"active": False}
+            assert (await http.get(urls["introspect"] + "/auth")).status_code == 404
+            assert (await http.get(urls["introspect"] + "/metrics")).status_code == 404

@@ -214,13 +214,33 @@ class Handlers:
         return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), self._introspection_token)
 
 
-def build_app(handlers: Handlers) -> web.Application:
-    """Routes; ``/auth/...`` too, since Envoy's ext_authz prefixes the original path."""
+METRICS = "metrics"
+SURFACES = frozenset({AUTH, INTROSPECT, METRICS})
+"""What the verifier serves, each on the port its settings name: a NetworkPolicy selects ports, not paths."""
+
+
+def build_app(handlers: Handlers, surfaces: frozenset[str] = SURFACES) -> web.Application:
+    """Routes of ``surfaces``; ``/auth/...`` too, since Envoy's ext_authz prefixes the original path. The
+    probes go with /auth, whose port the kubelet checks."""
     app = web.Application()
-    app.router.add_route("*", AUTH_PATH, handlers.auth)
-    app.router.add_route("*", AUTH_PATH + "/{tail:.*}", handlers.auth)
-    app.router.add_post(INTROSPECT_PATH, handlers.introspect)
-    app.router.add_get("/metrics", handlers.metrics)
-    app.router.add_get("/healthz", handlers.healthz)
-    app.router.add_get("/readyz", handlers.readyz)
+    if AUTH in surfaces:
+        app.router.add_route("*", AUTH_PATH, handlers.auth)
+        app.router.add_route("*", AUTH_PATH + "/{tail:.*}", handlers.auth)
+        app.router.add_get("/healthz", handlers.healthz)
+        app.router.add_get("/readyz", handlers.readyz)
+    if INTROSPECT in surfaces:
+        app.router.add_post(INTROSPECT_PATH, handlers.introspect)
+    if METRICS in surfaces:
+        app.router.add_get("/metrics", handlers.metrics)
     return app
+
+
+def listeners(port: int, introspection_port: int | None, metrics_port: int | None) -> list[tuple[int, frozenset[str]]]:
+    """The ports to listen on and what each serves: a surface without a port of its own shares /auth's;
+    surfaces naming the same port share it; port 0 (a free port) is never shared."""
+    groups: dict[object, tuple[int, set[str]]] = {}
+    for surface, own in ((AUTH, port), (INTROSPECT, introspection_port), (METRICS, metrics_port)):
+        chosen = port if own is None else own
+        key: object = AUTH if own is None or (own == port and port != 0) else (own or surface)
+        groups.setdefault(key, (chosen, set()))[1].add(surface)
+    return [(chosen, frozenset(surfaces)) for chosen, surfaces in groups.values()]

@@ -22,7 +22,13 @@ class VerifierConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: str = "0.0.0.0"
-    port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port (tests).")
+    port: int = Field(default=8080, ge=0, le=65535, description="/auth and the probes; 0 picks a free port.")
+    introspection_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /introspect here instead; None: on ``port``."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /metrics here instead; None: on ``port``."
+    )
     namespaces: tuple[str, ...] = Field(default=(), description="Namespaces to serve; empty: all.")
     introspection_token: SecretStr | None = Field(
         default=None, description="Bearer credential for POST /introspect; None disables it."

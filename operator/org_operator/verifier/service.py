@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..api.constants import API_TOKENS, SERVICE_ACCOUNTS
 from ..kube import Kube, path
-from .app import Handlers, build_app
+from .app import AUTH, Handlers, build_app, listeners
 from .config import VerifierConfig
 from .feed import Feed
 from .freshness import Freshness
@@ -52,12 +52,19 @@ class Verifier:
             introspection_token=config.introspection_token,
             freshness=self.freshness,
         )
-        self._runner = web.AppRunner(
-            build_app(handlers),
-            access_log=None,
-            max_line_size=config.max_header_size,
-            max_field_size=config.max_header_size,
-        )
+        self._runners = [
+            (
+                port,
+                surfaces,
+                web.AppRunner(
+                    build_app(handlers, surfaces),
+                    access_log=None,
+                    max_line_size=config.max_header_size,
+                    max_field_size=config.max_header_size,
+                ),
+            )
+            for port, surfaces in listeners(config.port, config.introspection_port, config.metrics_port)
+        ]
         self._tasks: list[asyncio.Task[None]] = []
 
     def _feed(self, kube: Kube, plural: str, store: Store, namespace: str | None) -> Feed:
@@ -79,12 +86,22 @@ class Verifier:
 
     @property
     def url(self) -> str:
-        host, port = self._runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        """Where /auth and the probes are served."""
+        return self.urls[AUTH]
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Where each surface (auth, introspect, metrics) is served."""
+        found = {}
+        for _, surfaces, runner in self._runners:
+            host, port = runner.addresses[0][:2]
+            found |= {surface: f"http://{host}:{port}" for surface in surfaces}
+        return found
 
     async def __aenter__(self) -> Verifier:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.config.host, self.config.port).start()
+        for port, _, runner in self._runners:
+            await runner.setup()
+            await web.TCPSite(runner, self.config.host, port).start()
         self._tasks = [asyncio.create_task(feed.run(), name=f"watch {feed.kind}") for feed in self.feeds]
         self._tasks.append(asyncio.create_task(self.usage.run(), name="lastUsedAt writer"))
         self._tasks.append(asyncio.create_task(self.freshness.run(), name="freshness"))
@@ -92,7 +109,7 @@ class Verifier:
         log.info(
             "verifier listening on %s, namespaces: %s, introspection %s, fails closed after %g s without "
             "word from the API server",
-            self.url,
+            ", ".join(f"{surface} {url}" for surface, url in sorted(self.urls.items())),
             ", ".join(self.config.namespaces) or "all",
             "enabled" if self.config.introspection_token else "disabled (no credential configured)",
             self.config.stale_after,
@@ -125,7 +142,8 @@ class Verifier:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.usage.flush(), _FINAL_FLUSH_SECONDS)
-        await self._runner.cleanup()
+        for _, _, runner in self._runners:
+            await runner.cleanup()
 
 
 async def run_verifier(config: VerifierConfig, kube: Kube) -> None:
