@@ -425,3 +425,34 @@ async def test_separate_ports_serve_nothing_else() -> None:
             assert answer.json() == {"active": False}
             assert (await http.get(urls["introspect"] + "/auth")).status_code == 404
             assert (await http.get(urls["introspect"] + "/metrics")).status_code == 404
+
+
+async def test_a_request_http_refuses_never_logs_its_token(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    """aiohttp logged the whole offending header line (token included) at ERROR for a control character."""
+    caplog.set_level(logging.DEBUG)
+    host, port = served.verifier.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    token = served.reader.plaintext.encode()
+    writer.write(b"GET /auth HTTP/1.1\r\nHost: v\r\nAuthorization: Bearer " + token + b"\x00\r\n\r\n")
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"400"
+    await eventually(lambda: any("request" in record.getMessage() for record in caplog.records))
+    logged = "\n".join(
+        f"{record.levelname} {record.getMessage()} {record.exc_info} {record.exc_text}" for record in caplog.records
+    )
+    assert served.reader.plaintext not in logged
+    assert served.reader.plaintext[4:20] not in logged
+    assert "ERROR" not in logged
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("application/x-www-form-urlencoded", b"token=\x80"), ("multipart/form-data; boundary=x", b"--x\r\ngarbage")],
+    ids=["not-utf-8", "broken-multipart"],
+)
+async def test_an_unreadable_introspection_form_is_400_not_500(served: Served, content_type: str, body: bytes) -> None:
+    """Found by the fuzz run: a form body that is not UTF-8 raised out of the handler (500)."""
+    headers = {"Content-Type": content_type, **bearer(INTROSPECTION_SECRET)}
+    response = await served.http.post("/introspect", content=body, headers=headers)
+    assert (response.status_code, response.json()) == (400, {"error": "invalid_request"})

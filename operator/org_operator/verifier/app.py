@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
@@ -156,7 +157,10 @@ class Handlers:
         if not self._freshness.serving:
             self._metrics.record(INTROSPECT, Outcome.UNAVAILABLE, NO_TOKEN, time.perf_counter() - started)
             return web.json_response({"error": "temporarily_unavailable"}, status=503, headers=_UNAVAILABLE)
-        candidate = (await request.post()).get("token")
+        try:
+            candidate = (await request.post()).get("token")
+        except (ValueError, HttpProcessingError):  # not the form it claims to be (not UTF-8, broken multipart)
+            candidate = None
         if not isinstance(candidate, str):
             self._metrics.record(INTROSPECT, Outcome.MALFORMED, NO_TOKEN, time.perf_counter() - started)
             return web.json_response({"error": "invalid_request"}, status=400, headers=_NO_STORE)

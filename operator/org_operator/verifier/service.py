@@ -9,6 +9,7 @@ import logging
 import signal
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..api.constants import API_TOKENS, SERVICE_ACCOUNTS
 from ..kube import Kube, path
@@ -21,6 +22,24 @@ from .metrics import Metrics
 from .usage import LastUsed
 
 log = logging.getLogger(__name__)
+http_log = logging.getLogger(__name__ + ".http")
+
+
+class WithoutRequestBytes(logging.Filter):
+    """aiohttp logs a request it cannot parse (a control character in a header, say) at ERROR with the
+    offending line, which may hold a token: keep only the kind of error, at WARNING (the client's fault)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "refused a request HTTP does not allow (%s) from %s"
+            record.args = (type(error).__name__, *(record.args or ("?",))[:1])  # type: ignore[misc]
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+http_log.addFilter(WithoutRequestBytes())
 
 _FINAL_FLUSH_SECONDS = 5.0
 
@@ -59,6 +78,7 @@ class Verifier:
                 web.AppRunner(
                     build_app(handlers, surfaces),
                     access_log=None,
+                    logger=http_log,
                     max_line_size=config.max_header_size,
                     max_field_size=config.max_header_size,
                 ),
