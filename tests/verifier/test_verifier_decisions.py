@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 from verifier_support import account_body, token_body
 
 from org_operator import tokens
@@ -97,29 +98,32 @@ def test_account_without_status_yet_is_usable() -> None:
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
 def test_read_only_token_may_read(method: str) -> None:
-    assert decide(token(scope="read-only"), account(), NOW, is_write(method, ())) == Outcome.OK
+    assert decide(token(scope="read-only"), account(), NOW, is_write(method, CIMultiDict())) == Outcome.OK
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT", "get", "", "GET, GET"])
 def test_read_only_token_may_not_write(method: str) -> None:
     """Methods are case-sensitive (RFC 9110): anything but exactly a read method is a write."""
-    assert decide(token(scope="read-only"), account(), NOW, is_write(method, ())) == Outcome.INSUFFICIENT_SCOPE
+    write = is_write(method, CIMultiDict())
+    assert decide(token(scope="read-only"), account(), NOW, write) == Outcome.INSUFFICIENT_SCOPE
 
 
 @pytest.mark.parametrize(
-    ("method", "signals", "write"),
+    ("method", "headers", "write"),
     [
         ("GET", [], False),
-        ("GET", ["GET", "HEAD"], False),
-        ("GET", ["GET", "DELETE"], True),  # a duplicated header: one value saying write is enough
-        ("DELETE", ["GET"], True),  # Envoy's own method, a client's injected header
-        ("GET", ["delete"], True),
-        ("GET", ["GET,DELETE"], True),
-        ("GET", [""], True),
+        ("GET", [("X-Original-Method", "GET"), ("x-forwarded-method", "HEAD")], False),
+        ("GET", [("X-Original-Method", "GET"), ("X-Original-Method", "DELETE")], True),  # one of duplicates
+        ("DELETE", [("X-Forwarded-Method", "GET")], True),  # Envoy's own method, a client's injected header
+        ("GET", [("X-HTTP-Method-Override", "DELETE")], True),
+        ("GET", [("X-Envoy-Original-Method", "delete")], True),
+        ("GET", [("X-Method-Override", "GET,DELETE")], True),
+        ("GET", [("X-HTTP-Method", "")], True),
+        ("GET", [("X-Other-Method", "DELETE")], False),  # not a method header
     ],
 )
-def test_any_method_signal_saying_write_makes_a_write(method: str, signals: list[str], write: bool) -> None:
-    assert is_write(method, signals) is write
+def test_any_method_signal_saying_write_makes_a_write(method: str, headers: list[tuple[str, str]], write: bool) -> None:
+    assert is_write(method, CIMultiDict(headers)) is write
 
 
 def test_read_write_token_may_write() -> None:
@@ -189,5 +193,5 @@ def test_what_the_index_decides_in_advance_matches_the_rules(
         active, account_phase, account_deleting = account_state
         overrides = {"active": active, "phase": account_phase, "deleting": account_deleting}
         entry, account_view = account(**overrides), parse_account(account_body(**overrides))  # type: ignore[arg-type]
-    write = method is not None and is_write(method, ())
+    write = method is not None and is_write(method, CIMultiDict())
     assert decide(stored(body), entry, NOW, write) == reference(view, account_view, NOW, method)

@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
 from ..tokens import is_well_formed, shaped_digest
-from .decisions import METHOD_HEADERS, OK, READ_METHODS, Outcome, decide, is_write
+from .decisions import OK, Outcome, decide, is_write
 from .freshness import Freshness
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
@@ -38,7 +38,6 @@ _INTROSPECT_COLUMN = ENDPOINTS.index(INTROSPECT)
 AUTH_PATH = "/" + AUTH
 INTROSPECT_PATH = "/" + INTROSPECT
 # Case-insensitive keys built once: the header lookups of every request skip case folding.
-_METHOD_HEADERS = tuple(istr(name) for name in METHOD_HEADERS)
 _NAMESPACE = istr("X-Org-Namespace")
 _SERVICE_ACCOUNT = istr("X-Org-Service-Account")
 _EMAIL = istr("X-Org-Email")
@@ -57,15 +56,6 @@ def bearer(authorization: str | None) -> str:
     if authorization is None or authorization[:7].lower() != "bearer ":
         return ""
     return authorization[7:].strip()
-
-
-def _method_signals(headers: CIMultiDictProxy[str]) -> list[str]:
-    """Every value of every method header, duplicates included: a plain loop, as the hot path asks."""
-    signals: list[str] = []
-    for name in _METHOD_HEADERS:
-        if name in headers:
-            signals += headers.getall(name)
-    return signals
 
 
 def _identity_headers(account_key: AccountKey, email: str, read_write: bool) -> CIMultiDictProxy[str]:
@@ -128,8 +118,7 @@ class Handlers:
             self._metrics.record(AUTH, Outcome.UNAVAILABLE, NO_TOKEN, time.perf_counter() - started)
             return web.Response(status=503, headers=_UNAVAILABLE)
         headers = request.headers
-        method = request.method
-        write = method not in READ_METHODS or is_write(method, _method_signals(headers))
+        write = is_write(request.method, headers)
         candidate = bearer(headers.get(hdrs.AUTHORIZATION))
         outcome, token_digest, token, account = self._check(candidate, write, _AUTH_COLUMN)
         if outcome == OK and token is not None and account is not None:

@@ -11,8 +11,9 @@ they refuse finds no entry. ``binding_refusal`` names the reason for such a miss
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Final
+
+from multidict import MultiMapping, istr
 
 from ..api.reasons import Phase
 from .views import AccountEntry, AccountKey, AccountView, Credential, TokenView
@@ -29,6 +30,7 @@ METHOD_HEADERS = (
 """Headers that may carry a request's method. A proxy sets its own and passes the client's others on
 (ingress-nginx forwards a client's ``X-Forwarded-Method`` untouched), so no single one can be trusted to
 say "read"; any of them saying "write" is believed."""
+_METHOD_KEYS = tuple(istr(name) for name in METHOD_HEADERS)  # case-insensitive keys, folded once
 # Plain strings, not enum members: on Python 3.11 each enum member access and hash is a Python-level
 # call, which costs the hot path of every request more than the rest of this module.
 _ACTIVE: Final = Phase.ACTIVE.value
@@ -92,12 +94,19 @@ def binding_refusal(key: AccountKey, account: AccountView | None) -> str:
     return Outcome.NO_SERVICE_ACCOUNT
 
 
-def is_write(method: str, signals: Iterable[str]) -> bool:
-    """Whether a request writes: its own method or any method header value (``signals``) is not exactly
-    a read method. Unknown, lowercase, empty or comma-joined values count as writes (fail closed)."""
+def is_write(method: str, headers: MultiMapping[str]) -> bool:
+    """Whether a request writes: its own method or any value of any method header is not exactly a read
+    method. Unknown, lowercase, empty or comma-joined values count as writes (fail closed).
+
+    Runs on every /auth request: a plain loop over case-insensitive keys built once, no allocation."""
     if method not in READ_METHODS:
         return True
-    return any(signal not in READ_METHODS for signal in signals)
+    for name in _METHOD_KEYS:
+        if name in headers:
+            for value in headers.getall(name):
+                if value not in READ_METHODS:
+                    return True
+    return False
 
 
 def decide(token: Credential | None, account: AccountEntry | None, now: float, write: bool = False) -> str:
