@@ -11,6 +11,10 @@ token. The token never reaches a log line, an exception or a metric: only the pu
 call, without the machine's noise), which is why the identity headers an account shares are built
 once, the index hands out precomputed tuples, and ``auth`` builds its answer itself: on Python 3.11
 each call a request makes costs about 400 instructions of its own.
+
+Two checks guard every answer and cost a request almost nothing: one attribute (``Freshness.serving``,
+flipped by a background check) says whether the index may be stale, then 503; and ``is_write`` reads the
+method headers with keys folded once, so no header a client adds can turn a write into a read.
 """
 
 from __future__ import annotations
