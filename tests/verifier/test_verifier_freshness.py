@@ -39,10 +39,10 @@ def test_the_flag_flips_both_ways_and_the_log_says_why(caplog: pytest.LogCapture
     now = [100.0]
     tokens, accounts = FeedStub("orgapitokens", None), FeedStub("orgserviceaccounts", 100.0)
     freshness = Freshness([tokens, accounts], stale_after=5, clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="org_operator.verifier.freshness")
     assert not freshness.check() and not freshness.stale
     tokens.proved_at = 100.0
     assert freshness.check() and freshness.serving
-    caplog.set_level(logging.INFO)
     now[0] = 104.0
     accounts.proved_at = 104.0
     assert freshness.check()
@@ -53,6 +53,7 @@ def test_the_flag_flips_both_ways_and_the_log_says_why(caplog: pytest.LogCapture
     assert freshness.check() and not freshness.stale
     why = "stale: no word from the API server on orgapitokens for 5.5 s (bound 5 s)"
     assert [record.getMessage() for record in caplog.records] == [
+        "every feed is fresh: answering requests (was: initial list not complete: orgapitokens)",
         f"refusing /auth and /introspect with 503 until the API server answers: {why}",
         f"every feed is fresh: answering requests (was: {why})",
     ]
