@@ -43,6 +43,7 @@ from multidict import CIMultiDict
 
 from org_operator import tokens
 from org_operator.verifier.app import Handlers
+from org_operator.verifier.freshness import Freshness
 from org_operator.verifier.index import TokenIndex
 from org_operator.verifier.metrics import Metrics
 
@@ -75,7 +76,9 @@ def auth_handler(count: int, bound: bool = False) -> tuple[Handler, list[web.Req
             token["status"] |= {"serviceAccountUid": uid, "serviceAccountEpoch": 1}
         index.tokens.apply(token)
         requests.append(_request(issued.plaintext))
-    handlers = Handlers(index, Metrics(index, lambda: True), introspection_token=None, ready=lambda: True)
+    freshness = Freshness((), stale_after=1.0)
+    freshness.check()  # no feeds: always fresh
+    handlers = Handlers(index, Metrics(index, freshness), introspection_token=None, freshness=freshness)
     return handlers.auth, requests
 
 

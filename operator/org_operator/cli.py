@@ -90,16 +90,27 @@ def demo() -> None:
 @main.command()
 @click.option("-n", "--namespace", "namespaces", multiple=True, help="Serve only these namespaces (repeatable).")
 @click.option("-A", "--all-namespaces", "clusterwide", is_flag=True, help="Serve all namespaces (the default).")
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True, help="/auth, /healthz, /readyz.")
+@click.option("--introspection-port", type=int, help="Serve /introspect on this port only (default: --port).")
+@click.option("--metrics-port", type=int, help="Serve /metrics on this port only (default: --port).")
 @click.option("-v", "--verbose", is_flag=True)
-def verifier(namespaces: tuple[str, ...], clusterwide: bool, port: int, verbose: bool) -> None:
+def verifier(
+    namespaces: tuple[str, ...],
+    clusterwide: bool,
+    port: int,
+    introspection_port: int | None,
+    metrics_port: int | None,
+    verbose: bool,
+) -> None:
     """Run the token verifier: forward-auth at /auth, introspection at /introspect, /metrics."""
     from .verifier import VerifierConfig, run_verifier
 
     if namespaces and clusterwide:
         raise click.UsageError("use either -n/--namespace or -A/--all-namespaces")
     try:
-        config = VerifierConfig.from_env(port=port, namespaces=namespaces)
+        config = VerifierConfig.from_env(
+            port=port, introspection_port=introspection_port, metrics_port=metrics_port, namespaces=namespaces
+        )
     except (ValidationError, ValueError, OSError) as error:
         raise click.ClickException(str(error)) from None
     _logging(verbose)

@@ -1,4 +1,5 @@
-"""Watch streams: resume from a resourceVersion without loss, 410, timeouts, selectors, bookmarks."""
+"""Watch streams: resume from a resourceVersion without loss, 410, timeouts, selectors, bookmarks,
+partitions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conftest import Client, Serve
+
+    from org_operator.emulators.kubernetes import KubernetesEmulator
 
 WIDGETS = "/apis/golden.example.com/v1alpha1/namespaces/golden-e546/widgets"
 
@@ -152,3 +155,30 @@ async def test_bookmarks_carry_the_latest_resource_version(serve: Serve) -> None
         events = await client.watch(path, count=1)
         assert events[0]["type"] == "BOOKMARK"
         assert int(events[0]["object"]["metadata"]["resourceVersion"]) == int(rv) + 1
+
+
+async def test_a_partition_holds_requests_and_open_watches_until_healed(
+    api: KubernetesEmulator, client: Client
+) -> None:
+    """Like a network partition: nothing arrives either way (the request log does not see the requests),
+    the connections stay open, and everything resumes once healed."""
+    listed = await client.get(WIDGETS)
+    rv = listed.body["metadata"]["resourceVersion"]
+    watching = asyncio.create_task(client.watch(f"{WIDGETS}?watch=true&resourceVersion={rv}&timeoutSeconds=1"))
+    await asyncio.sleep(0.2)
+    api.partition()
+    held = asyncio.create_task(client.get(WIDGETS))
+    api.seed(widget("during", namespace="golden-e546"))  # written on the other side of the partition
+    await asyncio.sleep(1.5)  # past the watch's timeoutSeconds: even its end is held
+    assert not watching.done() and not held.done()
+    logged = len(api.log.records)
+    api.heal()
+    assert summary(await watching) == [("ADDED", "during")]
+    assert [item["metadata"]["name"] for item in (await held).body["items"]] == ["during"]
+    assert len(api.log.records) == logged + 1
+
+
+async def test_a_partition_can_cut_off_one_client(api: KubernetesEmulator, client: Client) -> None:
+    api.partition("someone-else/1.0")
+    assert (await asyncio.wait_for(client.get(WIDGETS), 2)).status == 200
+    api.heal()

@@ -18,7 +18,13 @@ from org_operator import metrics as operator_metrics
 from org_operator.api.constants import PASSWORD_RESET_ANNOTATION
 from org_operator.api.reasons import Reason
 from org_operator.settings import OperatorSettings
-from org_operator.verifier.config import INTROSPECTION_TOKEN_ENV, INTROSPECTION_TOKEN_FILE_ENV, LAST_USED_WINDOW_ENV
+from org_operator.verifier.config import (
+    INTROSPECTION_TOKEN_ENV,
+    INTROSPECTION_TOKEN_FILE_ENV,
+    LAST_USED_WINDOW_ENV,
+    STALE_AFTER_ENV,
+)
+from org_operator.verifier.freshness import Freshness
 from org_operator.verifier.index import TokenIndex
 from org_operator.verifier.metrics import Metrics
 
@@ -48,7 +54,7 @@ def metric_names(exposition: str) -> set[str]:
 
 
 def exported_metrics() -> set[str]:
-    verifier = asyncio.run(Metrics(TokenIndex(), lambda: True).exposition()).decode()
+    verifier = asyncio.run(Metrics(TokenIndex(), Freshness((), 1.0)).exposition()).decode()
     token_health = CollectorRegistry()
     state = SimpleNamespace(ready=True, all_keys=lambda plural: [])
     token_health.register(operator_metrics.TokenHealthCollector(state))  # type: ignore[arg-type]
@@ -71,7 +77,7 @@ def test_troubleshooting_explains_the_reason(reason: str) -> None:
 
 def test_settings_named_in_docs_and_manifests_exist() -> None:
     known = {f"ORG_OPERATOR_{field.upper()}" for field in OperatorSettings.model_fields}
-    known |= {INTROSPECTION_TOKEN_ENV, INTROSPECTION_TOKEN_FILE_ENV, LAST_USED_WINDOW_ENV}
+    known |= {INTROSPECTION_TOKEN_ENV, INTROSPECTION_TOKEN_FILE_ENV, LAST_USED_WINDOW_ENV, STALE_AFTER_ENV}
     texts = [path.read_text() for path in PAGES] + [path.read_text() for path in (REPO / "manifests").rglob("*.yaml")]
     named = {name for text in texts for name in re.findall(r"\bORG_OPERATOR_[A-Z_]+\b", text)}
     assert named - known == set()

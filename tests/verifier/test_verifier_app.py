@@ -15,6 +15,7 @@ from verifier_support import NAMESPACE, FakeKube, account_body, eventually, toke
 from org_operator import tokens
 from org_operator.kube import path
 from org_operator.verifier import Verifier, VerifierConfig, run_verifier
+from org_operator.verifier.app import listeners
 
 INTROSPECTION_SECRET = "introspection-credential"
 TOKENS_URL = path("orgapitokens")
@@ -107,9 +108,55 @@ async def test_read_only_token_cannot_write(served: Served, method: str, headers
     assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
 
 
-async def test_forwarded_read_method_wins_over_the_subrequest_method(served: Served) -> None:
+async def test_a_forwarded_read_method_does_not_hide_a_write_subrequest(served: Served) -> None:
+    """Was 200: the first method header found won over the subrequest's own method."""
     headers = {"X-Forwarded-Method": "GET", **bearer(served.reader.plaintext)}
-    assert (await served.http.post("/auth", headers=headers)).status_code == 200
+    assert (await served.http.post("/auth", headers=headers)).status_code == 403
+
+
+# What each proxy sends for a client's request, and what the client may inject next to it: every
+# header a client sends reaches the verifier (ingress-nginx forwards them all to auth-url; Traefik
+# overwrites only its own X-Forwarded-*; Envoy passes whatever allowed_headers lets through).
+INJECTED = [
+    {},
+    {"X-Forwarded-Method": "GET"},
+    {"X-Original-Method": "GET"},
+    {"X-Envoy-Original-Method": "GET"},
+    {"X-HTTP-Method-Override": "GET"},
+    {"X-Forwarded-Method": "GET", "X-Original-Method": "GET", "X-HTTP-Method": "HEAD", "X-Method-Override": "GET"},
+]
+
+
+def proxy_request(proxy: str, method: str, injected: dict[str, str]) -> tuple[str, str, list[tuple[str, str]]]:
+    """The subrequest a proxy makes for a client's ``method``: its method, path and headers (the
+    proxy's own method header is appended after the client's, as a second value where they clash)."""
+    client = list(injected.items())
+    if proxy == "ingress-nginx":  # auth-method GET, X-Original-Method set by nginx
+        return "GET", "/auth", [*client, ("X-Original-Method", method)]
+    if proxy == "traefik":  # ForwardAuth always GETs, with X-Forwarded-Method
+        return "GET", "/auth", [*client, ("X-Forwarded-Method", method)]
+    return method, "/auth/datasets/42", client  # envoy ext_authz HTTP service: the original method
+
+
+@pytest.mark.parametrize("injected", INJECTED, ids=lambda headers: "+".join(headers) or "none")
+@pytest.mark.parametrize("proxy", ["ingress-nginx", "traefik", "envoy"])
+async def test_no_injected_method_header_lets_a_read_only_token_write(
+    served: Served, proxy: str, injected: dict[str, str]
+) -> None:
+    method, url, headers = proxy_request(proxy, "DELETE", injected)
+    response = await served.http.request(method, url, headers=[*headers, *bearer(served.reader.plaintext).items()])
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+    method, url, headers = proxy_request(proxy, "GET", injected)
+    response = await served.http.request(method, url, headers=[*headers, *bearer(served.reader.plaintext).items()])
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("proxy", ["ingress-nginx", "traefik", "envoy"])
+async def test_a_read_write_token_writes_through_every_proxy(served: Served, proxy: str) -> None:
+    method, url, headers = proxy_request(proxy, "DELETE", {"X-Forwarded-Method": "GET"})
+    response = await served.http.request(method, url, headers=[*headers, *bearer(served.writer.plaintext).items()])
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -339,3 +386,73 @@ async def test_bound_tokens_are_answered_and_counted_by_their_binding(served: Se
     samples = await scrape(served)
     assert samples[requests("bot", recreated.token_id, "api-key", "no_service_account")] == 1
     assert samples[requests("bot", locked_since.token_id, "api-key", "locked")] == 1
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        ((8080, None, None), [(8080, {"auth", "introspect", "metrics"})]),
+        ((8080, 8081, 9090), [(8080, {"auth"}), (8081, {"introspect"}), (9090, {"metrics"})]),
+        ((8080, 9090, 9090), [(8080, {"auth"}), (9090, {"introspect", "metrics"})]),
+        ((8080, 8080, None), [(8080, {"auth", "introspect", "metrics"})]),
+        ((0, 0, 0), [(0, {"auth"}), (0, {"introspect"}), (0, {"metrics"})]),
+    ],
+)
+def test_each_surface_listens_where_its_setting_says(
+    ports: tuple[int, int | None, int | None], expected: list[tuple[int, set[str]]]
+) -> None:
+    assert [(port, set(surfaces)) for port, surfaces in listeners(*ports)] == expected
+
+
+async def test_separate_ports_serve_nothing_else() -> None:
+    """So that a NetworkPolicy admitting the ingress controllers to /auth's port admits them to nothing more."""
+    kube = FakeKube()
+    kube.serve(TOKENS_URL, [])
+    kube.serve(ACCOUNTS_URL, [account_body()])
+    async with Verifier(config(introspection_port=0, metrics_port=0), kube) as verifier:  # type: ignore[arg-type]
+        await eventually(verifier.ready)
+        urls = verifier.urls
+        assert len(set(urls.values())) == 3
+        credential = bearer(INTROSPECTION_SECRET)
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(urls["auth"] + "/auth")).status_code == 401
+            assert (await http.get(urls["auth"] + "/readyz")).status_code == 200
+            assert (await http.get(urls["auth"] + "/metrics")).status_code == 404
+            assert (await http.post(urls["auth"] + "/introspect", headers=credential)).status_code == 404
+            assert (await http.get(urls["metrics"] + "/metrics")).status_code == 200
+            assert (await http.get(urls["metrics"] + "/auth")).status_code == 404
+            answer = await http.post(urls["introspect"] + "/introspect", data={"token": "x"}, headers=credential)
+            assert answer.json() == {"active": False}
+            assert (await http.get(urls["introspect"] + "/auth")).status_code == 404
+            assert (await http.get(urls["introspect"] + "/metrics")).status_code == 404
+
+
+async def test_a_request_http_refuses_never_logs_its_token(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    """aiohttp logged the whole offending header line (token included) at ERROR for a control character."""
+    caplog.set_level(logging.DEBUG)
+    host, port = served.verifier.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    token = served.reader.plaintext.encode()
+    writer.write(b"GET /auth HTTP/1.1\r\nHost: v\r\nAuthorization: Bearer " + token + b"\x00\r\n\r\n")
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"400"
+    await eventually(lambda: any("request" in record.getMessage() for record in caplog.records))
+    logged = "\n".join(
+        f"{record.levelname} {record.getMessage()} {record.exc_info} {record.exc_text}" for record in caplog.records
+    )
+    assert served.reader.plaintext not in logged
+    assert served.reader.plaintext[4:20] not in logged
+    assert "ERROR" not in logged
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("application/x-www-form-urlencoded", b"token=\x80"), ("multipart/form-data; boundary=x", b"--x\r\ngarbage")],
+    ids=["not-utf-8", "broken-multipart"],
+)
+async def test_an_unreadable_introspection_form_is_400_not_500(served: Served, content_type: str, body: bytes) -> None:
+    """Found by the fuzz run: a form body that is not UTF-8 raised out of the handler (500)."""
+    headers = {"Content-Type": content_type, **bearer(INTROSPECTION_SECRET)}
+    response = await served.http.post("/introspect", content=body, headers=headers)
+    assert (response.status_code, response.json()) == (400, {"error": "invalid_request"})

@@ -12,10 +12,11 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 from verifier_support import account_body, token_body
 
 from org_operator import tokens
-from org_operator.verifier.decisions import Outcome, decide
+from org_operator.verifier.decisions import Outcome, decide, is_write
 from org_operator.verifier.index import TokenIndex
 
 NOW = 1_800_000_000.0
@@ -27,7 +28,7 @@ def answer(index: TokenIndex, issued: tokens.IssuedToken, method: str | None = N
     assert credential is not None
     account_key = credential[0]
     entry = index.accounts.entry(account_key)
-    outcome = decide(credential, entry, NOW, method)
+    outcome = decide(credential, entry, NOW, method is not None and is_write(method, CIMultiDict()))
     if outcome == Outcome.NO_SERVICE_ACCOUNT and entry is None:
         outcome = index.accounts.refusal(account_key)
     return outcome

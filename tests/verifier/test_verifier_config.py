@@ -42,3 +42,10 @@ def test_tunables_and_overrides() -> None:
 def test_invalid_window_is_refused() -> None:
     with pytest.raises(ValidationError):
         VerifierConfig.from_env({"ORG_OPERATOR_LAST_USED_WINDOW": "0"})
+
+
+def test_the_staleness_bound_is_a_setting_above_the_watch_timeout() -> None:
+    assert VerifierConfig.from_env({}).stale_after == 10
+    assert VerifierConfig.from_env({"ORG_OPERATOR_VERIFIER_STALE_AFTER": "4.5"}).stale_after == 4.5
+    with pytest.raises(ValidationError, match="a quiet cluster would look stale"):
+        VerifierConfig.from_env({"ORG_OPERATOR_VERIFIER_STALE_AFTER": "3"})  # the watch's own period

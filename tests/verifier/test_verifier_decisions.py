@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 from verifier_support import account_body, token_body
 
 from org_operator import tokens
-from org_operator.verifier.decisions import Outcome, decide
+from org_operator.verifier.decisions import Outcome, decide, is_write
 from org_operator.verifier.index import AccountStore, TokenStore
 from org_operator.verifier.views import AccountEntry, AccountView, Credential, TokenView, parse_account, parse_token
 
@@ -95,22 +96,42 @@ def test_account_without_status_yet_is_usable() -> None:
     assert decide(token(), account(phase=None), NOW) == Outcome.OK
 
 
-@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "get"])
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
 def test_read_only_token_may_read(method: str) -> None:
-    assert decide(token(scope="read-only"), account(), NOW, method) == Outcome.OK
+    assert decide(token(scope="read-only"), account(), NOW, is_write(method, CIMultiDict())) == Outcome.OK
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT", "get", "", "GET, GET"])
 def test_read_only_token_may_not_write(method: str) -> None:
-    assert decide(token(scope="read-only"), account(), NOW, method) == Outcome.INSUFFICIENT_SCOPE
+    """Methods are case-sensitive (RFC 9110): anything but exactly a read method is a write."""
+    write = is_write(method, CIMultiDict())
+    assert decide(token(scope="read-only"), account(), NOW, write) == Outcome.INSUFFICIENT_SCOPE
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "write"),
+    [
+        ("GET", [], False),
+        ("GET", [("X-Original-Method", "GET"), ("x-forwarded-method", "HEAD")], False),
+        ("GET", [("X-Original-Method", "GET"), ("X-Original-Method", "DELETE")], True),  # one of duplicates
+        ("DELETE", [("X-Forwarded-Method", "GET")], True),  # Envoy's own method, a client's injected header
+        ("GET", [("X-HTTP-Method-Override", "DELETE")], True),
+        ("GET", [("X-Envoy-Original-Method", "delete")], True),
+        ("GET", [("X-Method-Override", "GET,DELETE")], True),
+        ("GET", [("X-HTTP-Method", "")], True),
+        ("GET", [("X-Other-Method", "DELETE")], False),  # not a method header
+    ],
+)
+def test_any_method_signal_saying_write_makes_a_write(method: str, headers: list[tuple[str, str]], write: bool) -> None:
+    assert is_write(method, CIMultiDict(headers)) is write
 
 
 def test_read_write_token_may_write() -> None:
-    assert decide(token(scope="read-write"), account(), NOW, "DELETE") == Outcome.OK
+    assert decide(token(scope="read-write"), account(), NOW, True) == Outcome.OK
 
 
 def test_invalid_token_is_401_even_for_a_write() -> None:
-    assert decide(token(phase="Revoked"), account(), NOW, "POST") == Outcome.INACTIVE
+    assert decide(token(phase="Revoked"), account(), NOW, True) == Outcome.INACTIVE
 
 
 def test_scope_names_follow_the_seed() -> None:
@@ -136,7 +157,7 @@ def reference(token: TokenView, account: AccountView | None, now: float, method:
         return Outcome.NO_SERVICE_ACCOUNT
     if not account.active or account.locked:
         return Outcome.LOCKED
-    if method is not None and not token.read_write and method.upper() not in {"GET", "HEAD", "OPTIONS"}:
+    if method is not None and not token.read_write and method not in {"GET", "HEAD", "OPTIONS"}:
         return Outcome.INSUFFICIENT_SCOPE
     return Outcome.OK
 
@@ -172,4 +193,5 @@ def test_what_the_index_decides_in_advance_matches_the_rules(
         active, account_phase, account_deleting = account_state
         overrides = {"active": active, "phase": account_phase, "deleting": account_deleting}
         entry, account_view = account(**overrides), parse_account(account_body(**overrides))  # type: ignore[arg-type]
-    assert decide(stored(body), entry, NOW, method) == reference(view, account_view, NOW, method)
+    write = method is not None and is_write(method, CIMultiDict())
+    assert decide(stored(body), entry, NOW, write) == reference(view, account_view, NOW, method)

@@ -22,7 +22,7 @@ from verifier_support import eventually, rfc3339
 from org_operator import tokens
 from org_operator.api.constants import API_TOKENS, SERVICE_ACCOUNTS
 from org_operator.emulators.kubernetes import KubernetesEmulator
-from org_operator.kube import Kube, core_path, path
+from org_operator.kube import VERIFIER_USER_AGENT, Kube, core_path, path
 from org_operator.verifier import Verifier, VerifierConfig
 
 CRDS = sorted((Path(__file__).parents[2] / "crds").glob("org*.yaml"))
@@ -318,6 +318,63 @@ async def test_readiness_waits_for_the_initial_list(tmp_path: Path) -> None:
             async with KubernetesEmulator.serve(crds=CRDS, namespaces=[NAMESPACE], port=port):
                 await asyncio.wait_for(verifier.wait_ready(), 10)
                 assert (await http.get("/readyz")).status_code == 200
+
+
+async def metric(org: Org, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    text = (await org.http.get("/metrics")).text
+    return {
+        frozenset(sample.labels.items()): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+async def seconds_until(org: Org, path_: str, status: int, timeout: float) -> float:
+    started = time.monotonic()
+    while (await org.http.get(path_)).status_code != status:
+        assert time.monotonic() - started < timeout, f"{path_} did not answer {status} within {timeout} s"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def test_a_partitioned_verifier_fails_closed_within_the_bound_and_recovers(api: KubernetesEmulator) -> None:
+    """Was: ready and answering 200 for a token revoked during the partition, forever."""
+    bound = 1.5
+    reader = Kube(api.url, lambda: None, False, user_agent=VERIFIER_USER_AGENT)
+    verifier_config = config(stale_after=bound, watch_timeout_seconds=1)
+    async with Kube.for_url(api.url) as writer, reader, Verifier(verifier_config, reader) as verifier:
+        async with httpx.AsyncClient(base_url=verifier.url) as http:
+            await asyncio.wait_for(verifier.wait_ready(), 5)
+            org = Org(api, writer, verifier, http)
+            await org.service_account()
+            revoked, kept = await org.issue("revoked"), await org.issue("kept")
+            await org.until_status(revoked, 200, REVOCATION_SECONDS)
+            quiet_until = time.monotonic() + 3 * bound  # a quiet cluster is not a stale one
+            while time.monotonic() < quiet_until:
+                assert (await http.get("/readyz")).status_code == 200
+                await asyncio.sleep(0.05)
+
+            api.partition(VERIFIER_USER_AGENT)
+            await org.kube.delete(path(API_TOKENS, NAMESPACE, "revoked"))  # the verifier cannot see it
+            assert await seconds_until(org, "/readyz", 503, bound + 0.5) <= bound + 0.5
+            assert "stale: no word from the API server" in (await http.get("/readyz")).text
+            assert (await org.auth(revoked)).status_code == 503
+            assert (await org.auth(kept)).status_code == 503
+            assert (await org.auth(kept, "DELETE")).status_code == 503
+            credential = {"Authorization": f"Bearer {INTROSPECTION_SECRET}"}
+            answer = await http.post("/introspect", data={"token": kept.plaintext}, headers=credential)
+            assert answer.status_code == 503 and answer.json() == {"error": "temporarily_unavailable"}
+            assert (await metric(org, "org_operator_verifier_stale"))[frozenset()] == 1
+            assert min((await metric(org, "org_operator_verifier_feed_age_seconds")).values()) > bound
+
+            api.heal()
+            await seconds_until(org, "/readyz", 200, 4 * bound)
+            assert await org.status_of(revoked) == 401
+            assert await org.status_of(kept) == 200
+            assert (await metric(org, "org_operator_verifier_stale"))[frozenset()] == 0
+            unavailable = await metric(org, "org_operator_verifier_requests_total")
+            assert sum(v for labels, v in unavailable.items() if ("result", "unavailable") in labels) == 4
 
 
 async def test_watch_resumes_after_the_stream_closes(api: KubernetesEmulator) -> None:

@@ -237,3 +237,38 @@ async def test_relist_after_gone_drops_vanished_accounts_and_refiles_a_recreated
     assert accounts.entry(("team-a", "bot", "uid-1", 0)) is None
     assert accounts.entry(("team-a", "bot", "uid-2", 0)) is not None
     await stop(task)
+
+
+async def test_a_list_an_event_and_the_servers_end_of_a_watch_each_prove_the_feed_live(
+    kube: FakeKube, feed: Feed
+) -> None:
+    event, close = asyncio.Event(), asyncio.Event()
+    kube.serve(URL, [], "5")
+    bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "6"}}}
+    kube.watches[URL] = [[event, bookmark, close]]
+    assert feed.proved_at is None
+    task = await run(feed)
+    listed = feed.proved_at
+    assert listed is not None
+    await asyncio.sleep(0.02)
+    event.set()
+    await eventually(lambda: feed.proved_at != listed)
+    after_bookmark = feed.proved_at
+    await asyncio.sleep(0.02)
+    close.set()  # the server ends the watch without an event
+    await eventually(lambda: len(kube.watch_calls) == 2)
+    assert feed.proved_at is not None and after_bookmark is not None and feed.proved_at > after_bookmark
+    await stop(task)
+
+
+async def test_a_watch_the_server_never_ends_is_abandoned_and_proves_nothing(kube: FakeKube, store: TokenStore) -> None:
+    """A stalled stream (no event, no end) is given up at twice its timeoutSeconds and watched again."""
+    feed = Feed(kube, URL, store, kind="orgapitokens", namespace=None, page_size=2, watch_timeout=1)  # type: ignore[arg-type]
+    kube.serve(URL, [], "5")
+    kube.watches[URL] = [[asyncio.Event()]]  # never set
+    task = await run(feed)
+    listed = feed.proved_at
+    await eventually(lambda: len(kube.watch_calls) == 2, timeout=3)
+    assert feed.proved_at == listed
+    assert kube.watch_calls[1] == (URL, "5")
+    await stop(task)

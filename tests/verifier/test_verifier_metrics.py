@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from verifier_support import token_body
 
 from org_operator import tokens
+from org_operator.verifier.freshness import Freshness
 from org_operator.verifier.index import TokenIndex
 from org_operator.verifier.ledger import ENDPOINTS
 from org_operator.verifier.metrics import NO_TOKEN, Metrics
@@ -49,7 +50,7 @@ async def samples(metrics: Metrics) -> dict[tuple[str, ...], float]:
 async def test_counts_per_token_and_result() -> None:
     """Accepted requests come from the ledger, refusals from the metrics' own counts."""
     index = TokenIndex()
-    metrics, ledger = Metrics(index, lambda: True), index.tokens.ledger
+    metrics, ledger = Metrics(index, Freshness((), 1.0)), index.tokens.ledger
     busy, quiet = indexed(index, "busy", "read-write"), indexed(index, "quiet", "read-only")
     for second in range(MANY):
         ledger.accept(busy.slot, AUTH, 1_800_000_000 + second)
@@ -70,7 +71,7 @@ async def test_counts_per_token_and_result() -> None:
 async def test_a_deleted_token_keeps_its_count() -> None:
     """A counter never goes down: deleting a token does not drop its series."""
     index = TokenIndex()
-    metrics = Metrics(index, lambda: True)
+    metrics = Metrics(index, Freshness((), 1.0))
     gone = indexed(index, "gone", "read-only")
     index.tokens.ledger.accept(gone.slot, AUTH, 1_800_000_000)
     index.tokens.remove(("team-a", "gone"))

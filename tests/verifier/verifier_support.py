@@ -85,10 +85,9 @@ class FakeKube:
     """A scripted stand-in for ``Kube`` for the unit tests (the integration tests use the emulator).
 
     ``pages[url]`` are the list answers in order of their continue tokens; ``watches[url]`` is a queue
-    of scripts, one per watch call: a list of events, exceptions to raise, or
-    events to wait for; with no script left a
-    watch stays open and silent. ``list_errors`` and ``patch_errors`` are raised by the next lists
-    and patches, in order.
+    of scripts, one per watch call: a list of events, exceptions to raise, or events to wait for; with
+    no script left a watch stays open and silent until its timeoutSeconds, then ends. ``list_errors``
+    and ``patch_errors`` are raised by the next lists and patches, in order.
     """
 
     def __init__(self) -> None:
@@ -120,7 +119,7 @@ class FakeKube:
         self.watch_calls.append((url, resource_version))
         scripts = self.watches.get(url)
         if not scripts:
-            await asyncio.Event().wait()
+            await asyncio.sleep(timeout_seconds)  # quiet, until the server ends it like kube-apiserver
             return
         for item in scripts.pop(0):
             if isinstance(item, BaseException):

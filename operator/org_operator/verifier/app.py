@@ -11,22 +11,27 @@ token. The token never reaches a log line, an exception or a metric: only the pu
 call, without the machine's noise), which is why the identity headers an account shares are built
 once, the index hands out precomputed tuples, and ``auth`` builds its answer itself: on Python 3.11
 each call a request makes costs about 400 instructions of its own.
+
+Two checks guard every answer and cost a request almost nothing: one attribute (``Freshness.serving``,
+flipped by a background check) says whether the index may be stale, then 503; and ``is_write`` reads the
+method headers with keys folded once, so no header a client adds can turn a write into a read.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
 from ..tokens import is_well_formed, shaped_digest
-from .decisions import OK, Outcome, decide
+from .decisions import OK, Outcome, decide, is_write
+from .freshness import Freshness
 from .index import TokenIndex
 from .ledger import AUTH, ENDPOINTS, INTROSPECT
 from .metrics import NO_TOKEN, Metrics
@@ -37,8 +42,6 @@ _INTROSPECT_COLUMN = ENDPOINTS.index(INTROSPECT)
 AUTH_PATH = "/" + AUTH
 INTROSPECT_PATH = "/" + INTROSPECT
 # Case-insensitive keys built once: the header lookups of every request skip case folding.
-_FORWARDED_METHOD = istr("X-Forwarded-Method")  # Traefik
-_ORIGINAL_METHOD = istr("X-Original-Method")  # ingress-nginx
 _NAMESPACE = istr("X-Org-Namespace")
 _SERVICE_ACCOUNT = istr("X-Org-Service-Account")
 _EMAIL = istr("X-Org-Email")
@@ -49,6 +52,7 @@ _NO_CREDENTIALS = {"WWW-Authenticate": "Bearer"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _INSUFFICIENT_SCOPE = {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="api-secret"'}
 _NO_STORE = {"Cache-Control": "no-store"}
+_UNAVAILABLE = {"Retry-After": "1", "Cache-Control": "no-store"}
 
 
 def bearer(authorization: str | None) -> str:
@@ -97,7 +101,7 @@ class Handlers:
         metrics: Metrics,
         *,
         introspection_token: SecretStr | None,
-        ready: Callable[[], bool],
+        freshness: Freshness,
     ) -> None:
         self._tokens = index.tokens
         self._credential = index.tokens.credential
@@ -108,15 +112,19 @@ class Handlers:
         self._introspection_token = (
             introspection_token.get_secret_value().encode() if introspection_token else None
         )
-        self._ready = ready
+        self._freshness = freshness
 
     async def auth(self, request: web.Request) -> web.Response:
-        """Forward-auth: 200 with identity headers, 401 invalid, 403 write with a read-only token."""
+        """Forward-auth: 200 with identity headers, 401 invalid, 403 write with a read-only token, 503
+        while the index may be stale (the proxy then refuses the request)."""
         started = time.perf_counter()
+        if not self._freshness.serving:
+            self._metrics.record(AUTH, Outcome.UNAVAILABLE, NO_TOKEN, time.perf_counter() - started)
+            return web.Response(status=503, headers=_UNAVAILABLE)
         headers = request.headers
-        method = headers.get(_FORWARDED_METHOD) or headers.get(_ORIGINAL_METHOD) or request.method
+        write = is_write(request.method, headers)
         candidate = bearer(headers.get(hdrs.AUTHORIZATION))
-        outcome, token_digest, token, account = self._check(candidate, method, _AUTH_COLUMN)
+        outcome, token_digest, token, account = self._check(candidate, write, _AUTH_COLUMN)
         if outcome == OK and token is not None and account is not None:
             # 200 with what the proxy passes upstream about the caller (auth-response-headers and alike)
             account_key, read_write, _, _, _ = token
@@ -139,11 +147,17 @@ class Handlers:
         if not self._may_introspect(request.headers.get(hdrs.AUTHORIZATION)):
             self._metrics.record(INTROSPECT, Outcome.UNAUTHORIZED, NO_TOKEN, time.perf_counter() - started)
             return web.Response(status=401, headers=_NO_CREDENTIALS)
-        candidate = (await request.post()).get("token")
+        if not self._freshness.serving:
+            self._metrics.record(INTROSPECT, Outcome.UNAVAILABLE, NO_TOKEN, time.perf_counter() - started)
+            return web.json_response({"error": "temporarily_unavailable"}, status=503, headers=_UNAVAILABLE)
+        try:
+            candidate = (await request.post()).get("token")
+        except (ValueError, HttpProcessingError):  # not the form it claims to be (not UTF-8, broken multipart)
+            candidate = None
         if not isinstance(candidate, str):
             self._metrics.record(INTROSPECT, Outcome.MALFORMED, NO_TOKEN, time.perf_counter() - started)
             return web.json_response({"error": "invalid_request"}, status=400, headers=_NO_STORE)
-        outcome, token_digest, token, account = self._check(candidate, None, _INTROSPECT_COLUMN)
+        outcome, token_digest, token, account = self._check(candidate, False, _INTROSPECT_COLUMN)
         view = self._tokens.get(token_digest) if outcome == OK else None
         if view is not None and account is not None:
             answer = introspection(view, account)
@@ -160,15 +174,15 @@ class Handlers:
         return web.Response(text="ok")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self._ready():
+        if self._freshness.serving:
             return web.Response(text="ready")
-        return web.Response(status=503, text="initial list not complete")
+        return web.Response(status=503, text=self._freshness.reason or "not ready")
 
     def _check(
-        self, candidate: str, method: str | None, endpoint: int
+        self, candidate: str, write: bool, endpoint: int
     ) -> tuple[str, bytes, Credential | None, AccountEntry | None]:
-        """Decide for a presented token, and count it in the ledger if accepted; ``method`` None means
-        validity only (introspection); ``endpoint`` is the ledger column of the asking endpoint.
+        """Decide for a presented token, and count it in the ledger if accepted; ``write`` False means
+        validity only for introspection; ``endpoint`` is the ledger column of the asking endpoint.
 
         Returns the outcome, the token's digest (NO_TOKEN unless it is indexed), its credential and
         its account.
@@ -182,7 +196,7 @@ class Handlers:
         account_key, _, _, _, slot = token
         account = self._account(account_key)
         now = time.time()
-        outcome = decide(token, account, now, method)
+        outcome = decide(token, account, now, write)
         if outcome == OK:
             self._ledger.accept(slot, endpoint, now)
         elif outcome == Outcome.NO_SERVICE_ACCOUNT and account is None:
@@ -197,13 +211,33 @@ class Handlers:
         return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), self._introspection_token)
 
 
-def build_app(handlers: Handlers) -> web.Application:
-    """Routes; ``/auth/...`` too, since Envoy's ext_authz prefixes the original path."""
+METRICS = "metrics"
+SURFACES = frozenset({AUTH, INTROSPECT, METRICS})
+"""What the verifier serves, each on the port its settings name: a NetworkPolicy selects ports, not paths."""
+
+
+def build_app(handlers: Handlers, surfaces: frozenset[str] = SURFACES) -> web.Application:
+    """Routes of ``surfaces``; ``/auth/...`` too, since Envoy's ext_authz prefixes the original path. The
+    probes go with /auth, whose port the kubelet checks."""
     app = web.Application()
-    app.router.add_route("*", AUTH_PATH, handlers.auth)
-    app.router.add_route("*", AUTH_PATH + "/{tail:.*}", handlers.auth)
-    app.router.add_post(INTROSPECT_PATH, handlers.introspect)
-    app.router.add_get("/metrics", handlers.metrics)
-    app.router.add_get("/healthz", handlers.healthz)
-    app.router.add_get("/readyz", handlers.readyz)
+    if AUTH in surfaces:
+        app.router.add_route("*", AUTH_PATH, handlers.auth)
+        app.router.add_route("*", AUTH_PATH + "/{tail:.*}", handlers.auth)
+        app.router.add_get("/healthz", handlers.healthz)
+        app.router.add_get("/readyz", handlers.readyz)
+    if INTROSPECT in surfaces:
+        app.router.add_post(INTROSPECT_PATH, handlers.introspect)
+    if METRICS in surfaces:
+        app.router.add_get("/metrics", handlers.metrics)
     return app
+
+
+def listeners(port: int, introspection_port: int | None, metrics_port: int | None) -> list[tuple[int, frozenset[str]]]:
+    """The ports to listen on and what each serves: a surface without a port of its own shares /auth's;
+    surfaces naming the same port share it; port 0 (a free port) is never shared."""
+    groups: dict[object, tuple[int, set[str]]] = {}
+    for surface, own in ((AUTH, port), (INTROSPECT, introspection_port), (METRICS, metrics_port)):
+        chosen = port if own is None else own
+        key: object = AUTH if own is None or (own == port and port != 0) else (own or surface)
+        groups.setdefault(key, (chosen, set()))[1].add(surface)
+    return [(chosen, frozenset(surfaces)) for chosen, surfaces in groups.values()]

@@ -13,10 +13,24 @@ from __future__ import annotations
 
 from typing import Final
 
+from multidict import MultiMapping, istr
+
 from ..api.reasons import Phase
 from .views import AccountEntry, AccountKey, AccountView, Credential, TokenView
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+METHOD_HEADERS = (
+    "X-Original-Method",  # ingress-nginx
+    "X-Forwarded-Method",  # Traefik
+    "X-Envoy-Original-Method",  # Envoy, where a filter or route rewrote the method
+    "X-HTTP-Method-Override",  # what web frameworks honour as the real method
+    "X-HTTP-Method",
+    "X-Method-Override",
+)
+"""Headers that may carry a request's method. A proxy sets its own and passes the client's others on
+(ingress-nginx forwards a client's ``X-Forwarded-Method`` untouched), so no single one can be trusted to
+say "read"; any of them saying "write" is believed."""
+_METHOD_KEYS = tuple(istr(name) for name in METHOD_HEADERS)  # case-insensitive keys, folded once
 # Plain strings, not enum members: on Python 3.11 each enum member access and hash is a Python-level
 # call, which costs the hot path of every request more than the rest of this module.
 _ACTIVE: Final = Phase.ACTIVE.value
@@ -35,6 +49,7 @@ class Outcome:
     NO_SERVICE_ACCOUNT: Final = "no_service_account"
     LOCKED: Final = "locked"
     UNAUTHORIZED: Final = "unauthorized"
+    UNAVAILABLE: Final = "unavailable"  # the index may be stale: 503, whatever the token
 
 
 OK: Final = Outcome.OK
@@ -79,9 +94,24 @@ def binding_refusal(key: AccountKey, account: AccountView | None) -> str:
     return Outcome.NO_SERVICE_ACCOUNT
 
 
-def decide(token: Credential | None, account: AccountEntry | None, now: float, method: str | None = None) -> str:
-    """OK if the token verifies at ``now`` and, given the request's method, its scope allows it; else
-    why not. Every reason but INSUFFICIENT_SCOPE answers 401; a read-only (api-key) token may only read.
+def is_write(method: str, headers: MultiMapping[str]) -> bool:
+    """Whether a request writes: its own method or any value of any method header is not exactly a read
+    method. Unknown, lowercase, empty or comma-joined values count as writes (fail closed).
+
+    Runs on every /auth request: a plain loop over case-insensitive keys built once, no allocation."""
+    if method not in READ_METHODS:
+        return True
+    for name in _METHOD_KEYS:
+        if name in headers:
+            for value in headers.getall(name):
+                if value not in READ_METHODS:
+                    return True
+    return False
+
+
+def decide(token: Credential | None, account: AccountEntry | None, now: float, write: bool = False) -> str:
+    """OK if the token verifies at ``now`` and, if the request writes, its scope allows that; else why
+    not. Every reason but INSUFFICIENT_SCOPE answers 401; a read-only (api-key) token may only read.
 
     One function for both checks: it runs on every request, over what the index precomputed.
     """
@@ -97,7 +127,7 @@ def decide(token: Credential | None, account: AccountEntry | None, now: float, m
     refused_for_account, _, _ = account
     if refused_for_account is not None:
         return refused_for_account
-    if method is not None and not read_write and method.upper() not in READ_METHODS:
+    if write and not read_write:
         return Outcome.INSUFFICIENT_SCOPE
     return OK
 

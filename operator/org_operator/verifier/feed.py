@@ -7,6 +7,10 @@ advance it); a 410 Gone means that version is too old, so the collection is list
 keeps serving meanwhile, and the re-list only drops the objects it no longer finds (a re-list sends
 no DELETED for what vanished meanwhile). A DELETED event drops only the object it is about: the store
 checks that it still holds that object, not a newer one of the same name.
+
+``proved_at`` is when the feed last heard from the API server (a list, an event, a watch the server
+ended itself): what ``freshness`` bounds. A watch the server does not end in time is abandoned by the
+client, so a stalled stream cannot keep the feed waiting.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 GONE = 410
 _QUICK_CLOSE_SECONDS = 1.0
+_WATCH_GRACE_FACTOR = 2  # a watch not ended by the server by twice its timeoutSeconds is given up as stalled
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 """What ``Kube`` raises when the API server cannot be reached or a stream breaks (it uses aiohttp)."""
 API_ERRORS = (*TRANSPORT_ERRORS, KubeError, json.JSONDecodeError)
@@ -64,9 +69,13 @@ class Feed:
         page_size: int,
         watch_timeout: int,
         on_restart: Callable[[str, str], None] = lambda kind, reason: None,
+        on_listed: Callable[[], None] = lambda: None,
     ) -> None:
         self.kind = kind
+        self.name = f"{kind} in {namespace}" if namespace else kind
         self.listed = asyncio.Event()
+        self.proved_at: float | None = None
+        """``time.monotonic()`` when the API server last answered this feed; None until the first list."""
         self._kube = kube
         self._url = url
         self._store = store
@@ -74,6 +83,7 @@ class Feed:
         self._page_size = page_size
         self._watch_timeout = watch_timeout
         self._on_restart = on_restart
+        self._on_listed = on_listed
         self._backoff = Backoff()
 
     async def run(self) -> None:
@@ -81,7 +91,9 @@ class Feed:
         while True:
             try:
                 resource_version = await self._relist()
+                self.proved_at = time.monotonic()
                 self.listed.set()
+                self._on_listed()
                 self._backoff.reset()
                 await self._follow(resource_version)
                 self._on_restart(self.kind, "expired")
@@ -112,12 +124,15 @@ class Feed:
         while True:
             opened = time.monotonic()
             try:
-                async for event in self._kube.watch(
-                    self._url, resource_version=resource_version, timeout_seconds=self._watch_timeout
-                ):
-                    resource_version = self._handle(event, resource_version)
-                    if not resource_version:
-                        return
+                async with asyncio.timeout(self._watch_timeout * _WATCH_GRACE_FACTOR):
+                    async for event in self._kube.watch(
+                        self._url, resource_version=resource_version, timeout_seconds=self._watch_timeout
+                    ):
+                        self.proved_at = time.monotonic()
+                        resource_version = self._handle(event, resource_version)
+                        if not resource_version:
+                            return
+                self.proved_at = time.monotonic()  # the server ended the watch: it was there all along
             except KubeError as error:
                 if error.code == GONE:
                     return

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from .decisions import OK, Outcome
+from .freshness import Freshness
 from .index import TokenIndex
 from .ledger import ENDPOINTS, LedgerSnapshot, TokenLabels
 from .views import SCOPE_NAMES, token_id
@@ -51,7 +52,7 @@ class Latency:
 class Metrics:
     """All verifier metrics, in a registry of their own (several verifiers can share a process)."""
 
-    def __init__(self, index: TokenIndex, ready: Callable[[], bool]) -> None:
+    def __init__(self, index: TokenIndex, freshness: Freshness) -> None:
         self.registry = CollectorRegistry()
         self._ledger = index.tokens.ledger
         self._refused: Counts = {endpoint: {} for endpoint in ENDPOINTS}
@@ -68,7 +69,7 @@ class Metrics:
             ["kind", "reason"],
             registry=self.registry,
         )
-        self.registry.register(_IndexCollector(index, ready))
+        self.registry.register(_IndexCollector(index, freshness))
 
     def record(self, endpoint: str, result: str, token_digest: bytes, seconds: float) -> None:
         """Count one answer (accepted ones are in the ledger already) and its latency.
@@ -176,11 +177,11 @@ def _token_labels(digest: bytes, labels: TokenLabels | None) -> tuple[str, str, 
 
 
 class _IndexCollector(Collector):
-    """Index sizes and readiness, read at scrape time so the hot path pays nothing for them."""
+    """Index sizes, readiness and feed freshness, read at scrape time so the hot path pays nothing."""
 
-    def __init__(self, index: TokenIndex, ready: Callable[[], bool]) -> None:
+    def __init__(self, index: TokenIndex, freshness: Freshness) -> None:
         self._index = index
-        self._ready = ready
+        self._freshness = freshness
 
     def collect(self) -> Iterator[Metric]:
         index = self._index
@@ -188,4 +189,22 @@ class _IndexCollector(Collector):
         yield GaugeMetricFamily(
             "org_operator_verifier_service_accounts", "Service accounts in the index.", len(index.accounts)
         )
-        yield GaugeMetricFamily("org_operator_verifier_ready", "1 once both kinds are listed.", int(self._ready()))
+        freshness = self._freshness
+        yield GaugeMetricFamily(
+            "org_operator_verifier_ready",
+            "1 while answering: both kinds listed, every feed heard from within the bound.",
+            int(freshness.serving),
+        )
+        age = GaugeMetricFamily(
+            "org_operator_verifier_feed_age_seconds",
+            "Seconds since each feed last heard from the API server (+Inf before its first list).",
+            labels=("feed",),
+        )
+        for feed, seconds in freshness.ages().items():
+            age.add_metric([feed], seconds)
+        yield age
+        yield GaugeMetricFamily(
+            "org_operator_verifier_stale",
+            "1 while refusing with 503 because a listed feed has been silent past the bound.",
+            int(freshness.stale),
+        )

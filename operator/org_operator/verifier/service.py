@@ -9,29 +9,51 @@ import logging
 import signal
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..api.constants import API_TOKENS, SERVICE_ACCOUNTS
 from ..kube import Kube, path
-from .app import Handlers, build_app
+from .app import AUTH, Handlers, build_app, listeners
 from .config import VerifierConfig
 from .feed import Feed
+from .freshness import Freshness
 from .index import Store, TokenIndex
 from .metrics import Metrics
 from .usage import LastUsed
 
 log = logging.getLogger(__name__)
+http_log = logging.getLogger(__name__ + ".http")
+
+
+class WithoutRequestBytes(logging.Filter):
+    """aiohttp logs a request it cannot parse (a control character in a header, say) at ERROR with the
+    offending line, which may hold a token: keep only the kind of error, at WARNING (the client's fault)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "refused a request HTTP does not allow (%s) from %s"
+            record.args = (type(error).__name__, *(record.args or ("?",))[:1])  # type: ignore[misc]
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+http_log.addFilter(WithoutRequestBytes())
 
 _FINAL_FLUSH_SECONDS = 5.0
 
 
 class Verifier:
-    """Start with ``async with``; the server answers at once (401 and not ready until listed)."""
+    """Start with ``async with``; the server answers at once (503 and not ready until listed)."""
 
     def __init__(self, config: VerifierConfig, kube: Kube) -> None:
         self.config = config
         self.index = TokenIndex()
-        self.metrics = Metrics(self.index, self.ready)
-        self.feeds = [
+        self.feeds: list[Feed] = []
+        self.freshness = Freshness(self.feeds, config.stale_after)
+        self.metrics = Metrics(self.index, self.freshness)
+        self.feeds += [
             self._feed(kube, plural, store, namespace)
             for plural, store in ((API_TOKENS, self.index.tokens), (SERVICE_ACCOUNTS, self.index.accounts))
             for namespace in config.namespaces or (None,)
@@ -47,14 +69,22 @@ class Verifier:
             self.index,
             self.metrics,
             introspection_token=config.introspection_token,
-            ready=self.ready,
+            freshness=self.freshness,
         )
-        self._runner = web.AppRunner(
-            build_app(handlers),
-            access_log=None,
-            max_line_size=config.max_header_size,
-            max_field_size=config.max_header_size,
-        )
+        self._runners = [
+            (
+                port,
+                surfaces,
+                web.AppRunner(
+                    build_app(handlers, surfaces),
+                    access_log=None,
+                    logger=http_log,
+                    max_line_size=config.max_header_size,
+                    max_field_size=config.max_header_size,
+                ),
+            )
+            for port, surfaces in listeners(config.port, config.introspection_port, config.metrics_port)
+        ]
         self._tasks: list[asyncio.Task[None]] = []
 
     def _feed(self, kube: Kube, plural: str, store: Store, namespace: str | None) -> Feed:
@@ -67,28 +97,42 @@ class Verifier:
             page_size=self.config.list_page_size,
             watch_timeout=self.config.watch_timeout_seconds,
             on_restart=lambda kind, reason: self.metrics.watch_restarts.labels(kind, reason).inc(),
+            on_listed=self.freshness.check,
         )
 
     def ready(self) -> bool:
-        """True once every feed has completed its first list."""
-        return all(feed.listed.is_set() for feed in self.feeds)
+        """True while every feed has listed and heard from the API server within ``stale_after``."""
+        return self.freshness.serving
 
     @property
     def url(self) -> str:
-        host, port = self._runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        """Where /auth and the probes are served."""
+        return self.urls[AUTH]
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Where each surface (auth, introspect, metrics) is served."""
+        found = {}
+        for _, surfaces, runner in self._runners:
+            host, port = runner.addresses[0][:2]
+            found |= {surface: f"http://{host}:{port}" for surface in surfaces}
+        return found
 
     async def __aenter__(self) -> Verifier:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.config.host, self.config.port).start()
+        for port, _, runner in self._runners:
+            await runner.setup()
+            await web.TCPSite(runner, self.config.host, port).start()
         self._tasks = [asyncio.create_task(feed.run(), name=f"watch {feed.kind}") for feed in self.feeds]
         self._tasks.append(asyncio.create_task(self.usage.run(), name="lastUsedAt writer"))
+        self._tasks.append(asyncio.create_task(self.freshness.run(), name="freshness"))
         self._tasks.append(asyncio.create_task(self._freeze_when_listed(), name="gc freeze"))
         log.info(
-            "verifier listening on %s, namespaces: %s, introspection %s",
-            self.url,
+            "verifier listening on %s, namespaces: %s, introspection %s, fails closed after %g s without "
+            "word from the API server",
+            ", ".join(f"{surface} {url}" for surface, url in sorted(self.urls.items())),
             ", ".join(self.config.namespaces) or "all",
             "enabled" if self.config.introspection_token else "disabled (no credential configured)",
+            self.config.stale_after,
         )
         return self
 
@@ -103,9 +147,10 @@ class Verifier:
         gc.freeze()
 
     async def wait_ready(self) -> None:
-        """Until every feed has completed its first list (what /readyz reports)."""
+        """Until every feed has completed its first list (then /readyz reports ready, unless stale)."""
         for feed in self.feeds:
             await feed.listed.wait()
+        self.freshness.check()
 
     async def serve_forever(self) -> None:
         """Until cancelled, or until a feed or the writer fails on a bug (never serve a stale index)."""
@@ -117,7 +162,8 @@ class Verifier:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.usage.flush(), _FINAL_FLUSH_SECONDS)
-        await self._runner.cleanup()
+        for _, _, runner in self._runners:
+            await runner.cleanup()
 
 
 async def run_verifier(config: VerifierConfig, kube: Kube) -> None:

@@ -12,12 +12,13 @@ process-wide and must be exited in LIFO order, which breaks emulators and operat
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
 import pathlib
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final
 
 import aiohttp.web
@@ -62,6 +63,8 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
     log: RequestLog = attrs.field(init=False, factory=RequestLog)
     _base_url: str | None = attrs.field(init=False, default=None)
     _own_reactions: int = attrs.field(init=False, default=0)  # beyond these, a test added reactions
+    _cut_off: frozenset[str] | None = attrs.field(init=False, default=None)  # see partition()
+    _healed: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -157,13 +160,35 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
     def write_kubeconfig(self, path: str | pathlib.Path, namespace: str = "default") -> pathlib.Path:
         return write_kubeconfig(path, self.url, namespace)
 
+    # Faults ---------------------------------------------------------------------------------------
+
+    def partition(self, *user_agents: str) -> None:
+        """Cut clients off as a network partition does: their connections stay open but nothing gets
+        through, in either direction. New requests are not received (not logged, not answered) and open
+        watch streams deliver nothing, not even their end, until :meth:`heal`; then both resume, as TCP
+        does when the path comes back. ``user_agents``: the clients cut off (exact User-Agent); none: all.
+        Call it on the emulator's event loop."""
+        self._cut_off = frozenset(user_agents)
+        self._healed.clear()
+
+    def heal(self) -> None:
+        """End the partition: held requests are received and held streams deliver what they have."""
+        self._cut_off = None
+        self._healed.set()
+
+    async def _reachable(self, user_agent: str) -> None:
+        """Until the client with ``user_agent`` is on the same side of the partition as the server."""
+        while self._cut_off is not None and (not self._cut_off or user_agent in self._cut_off):
+            await self._healed.wait()
+
     # HTTP -----------------------------------------------------------------------------------------
 
     @override
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.url.path.startswith(STATS_PREFIX):
             return await super()._handle(request)
-        user_agent = next((v for k, v in request.headers.items() if k.lower() == "user-agent"), "")
+        user_agent = _header(request, "User-Agent")
+        await self._reachable(user_agent)
         record = self.log.record(request.method.value.upper(), request.url.path, request.params, user_agent)
         try:
             response = await self._route(request)
@@ -200,7 +225,8 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
             raise errors.resource_not_found()  # e.g. a namespace in the URL of a cluster-scoped kind
         method, query, ns, name = request.method.value.upper(), request.params, path.namespace, path.name
         if method == "GET" and query.get("watch") in ("true", "1"):
-            return stream_response(self.cluster.watch(rt, ns, name, query))
+            user_agent = _header(request, "User-Agent")
+            return stream_response(self.cluster.watch(rt, ns, name, query), lambda: self._reachable(user_agent))
         if method == "GET" and name is not None:
             if path.subresource not in (None, "status") or (path.subresource and not rt.has_status):
                 raise errors.resource_not_found()
@@ -284,14 +310,24 @@ def json_response(status: int, body: Any) -> kmock.Response:
     return kmock.Response(status=status, headers={"Content-Type": "application/json"}, payload=payload)
 
 
-def stream_response(events: AsyncIterator[Body]) -> kmock.Response:
-    return kmock.Response(status=200, headers={"Content-Type": "application/json"}, payload=_lines(events))
+def stream_response(
+    events: AsyncIterator[Body], reachable: Callable[[], Awaitable[None]] | None = None
+) -> kmock.Response:
+    """A watch stream; ``reachable`` holds each event and the end of the stream (see ``partition``)."""
+    payload = _lines(events, reachable or _always)
+    return kmock.Response(status=200, headers={"Content-Type": "application/json"}, payload=payload)
 
 
-async def _lines(events: AsyncIterator[Body]) -> AsyncIterator[bytes]:
+async def _always() -> None:
+    return None
+
+
+async def _lines(events: AsyncIterator[Body], reachable: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
     yield b""  # kmock sends the headers with the first chunk: a quiet watch must not hang the client
     async for event in events:
+        await reachable()
         yield json.dumps(event, separators=(",", ":")).encode() + b"\n"
+    await reachable()
 
 
 def _header(request: kmock.Request, name: str) -> str:
