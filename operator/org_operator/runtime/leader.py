@@ -119,7 +119,7 @@ class LeaderElector:
                         logger.info("Standing by: Lease %s/%s is held by %s; waiting to lead (for %.0fs so far)",
                                     self.config.namespace, self.config.name, self.holder or "nobody",
                                     now - waiting_since)
-                await asyncio.sleep(self.config.retry_period * _jitter.uniform(0.9, 1.1))
+                await asyncio.sleep(self.config.retry_period * _jitter.uniform(1.0, 1.2))  # renewals: ≤ 1 per period
         finally:
             if leading:
                 await self._on_stopped()
