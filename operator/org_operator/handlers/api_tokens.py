@@ -201,7 +201,7 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
             status: dict[str, Any] = {"phase": Phase.PENDING.value,
                                       **_ready(token, now, False, Reason.SECRET_CONFLICT, message)}
             if decision.action is Action.REISSUE:  # our Secret was deleted: its value is retired regardless
-                status |= {"tokenHash": None, "tokenId": None}
+                status |= _retired(token, decision, now)
             await _write_status(ctl, token, status)
             ctl.events.warning(KIND, token.meta, Reason.SECRET_CONFLICT, message)
             return
@@ -227,9 +227,8 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
         "secretRejectedAt": None,
         **(decision.binding.status() if decision.binding is not None else {}),
     }
-    if decision.action is Action.REISSUE and previous_valid(token, now):  # a lost Secret ends both values
-        ended = Reason.SECRET_MISMATCH if decision.reason is Reason.SECRET_MISMATCH else Reason.SECRET_LOST
-        status |= {"previousValidUntil": format_time(now), "previousEndReason": ended.value}
+    if decision.action is Action.REISSUE:
+        status |= _previous_ended(token, decision, now)
     status |= _active_status(ctl, token, status, now)[0]
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
     retired = token.status.get("tokenId")
@@ -245,6 +244,19 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
     else:
         ctl.events.normal(KIND, token.meta, Reason.ISSUED,
                           f"Issued token {issued.token_id} ({token.spec.scope}) into Secret {token.secret_name}")
+
+
+def _previous_ended(token: ApiTokenView, decision: Decision, now: datetime) -> dict[str, Any]:
+    """A re-issue retires a rotation's previous value too, if it still verifies: the Secret held neither."""
+    if not previous_valid(token, now):
+        return {}
+    ended = Reason.SECRET_MISMATCH if decision.reason is Reason.SECRET_MISMATCH else Reason.SECRET_LOST
+    return {"previousValidUntil": format_time(now), "previousEndReason": ended.value}
+
+
+def _retired(token: ApiTokenView, decision: Decision, now: datetime) -> dict[str, Any]:
+    """Status fields of a re-issue that could not write a new value: no value of the token verifies."""
+    return {"tokenHash": None, "tokenId": None, **_previous_ended(token, decision, now)}
 
 
 async def _rotate(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime) -> None:
@@ -295,7 +307,7 @@ async def _secret_rejected(ctl: Controller, token: ApiTokenView, decision: Decis
     status: dict[str, Any] = {"phase": Phase.FAILED.value, "secretRejectedAt": format_time(now),
                               **_ready(token, now, False, Reason.SECRET_REJECTED, message)}
     if decision.action is Action.REISSUE:  # our Secret was deleted: its value is retired regardless
-        status |= {"tokenHash": None, "tokenId": None}
+        status |= _retired(token, decision, now)
     await _write_status(ctl, token, status)
     if (previous.get("reason"), previous.get("message")) != (Reason.SECRET_REJECTED, message):
         ctl.events.warning(KIND, token.meta, Reason.SECRET_REJECTED, message)
