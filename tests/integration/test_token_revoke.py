@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from operator_harness import Cluster, wait_for
+import yaml
+from operator_harness import CRDS, Cluster, wait_for
 
 from org_operator.api import constants
 from org_operator.runtime.controller import Controller
@@ -59,3 +60,12 @@ def test_a_token_revoked_before_issue_is_never_issued(cluster: Cluster, operator
     assert cluster.status(TOKENS, "never")["revocationReason"] == "RevokedByRequest"
     assert cluster.secret("never") is None
     assert "tokenHash" not in cluster.status(TOKENS, "never")
+
+
+def test_kubectl_get_shows_the_revocation_by_default() -> None:
+    """`kubectl get oat` (no -o wide) shows the phase and the Ready reason, e.g. Revoked RevokedByRequest."""
+    crd = yaml.safe_load(next(path for path in CRDS if path.name == "orgapitokens.yaml").read_text())
+    columns = {c["name"]: c for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns["Status"]["jsonPath"] == ".status.phase" and not columns["Status"].get("priority")
+    assert columns["Reason"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].reason'
+    assert not columns["Reason"].get("priority")

@@ -126,6 +126,29 @@ def test_a_rotation_interrupted_between_status_and_secret_resumes_with_one_new_v
     assert len(puts) == 1
 
 
+def test_an_interrupted_rotation_whose_overlap_ended_never_adopts_the_previous_value(
+    cluster: Cluster, start_operator: OperatorFactory
+) -> None:
+    """The operator came back only after the overlap: the Secret's (previous) value has ended, so it
+    gets a new value rather than being adopted back into the status."""
+    with start_operator():
+        before = issue(cluster)
+    old_plaintext = cluster.secret_token("ci")
+    undisclosed, ended = generate(), datetime.now(UTC) - timedelta(minutes=1)
+    crashed = {"tokenHash": undisclosed.hash, "tokenId": undisclosed.token_id, "previousTokenHash": before["tokenHash"],
+               "previousTokenId": before["tokenId"], "previousValidUntil": format_time(ended),
+               "previousEndReason": "OverlapEnds", "rotatedAt": format_time(ended - timedelta(hours=1)),
+               "rotations": 1}
+    assert cluster.http.patch(cluster.url(TOKENS, "ci") + "/status", json={"status": crashed},
+                              headers={"Content-Type": "application/merge-patch+json"}).status_code == 200
+    with start_operator() as controller:
+        wait_for(lambda: [e for e in cluster.events() if e["reason"] == "SecretMismatch"])
+        settled(controller, cluster, "ci")
+    status, value = cluster.status(TOKENS, "ci"), cluster.secret_token("ci")
+    assert value != old_plaintext and hash_token(value) == status["tokenHash"] != undisclosed.hash
+    assert (status["previousTokenHash"], status["previousValidUntil"]) == (before["tokenHash"], format_time(ended))
+
+
 @pytest.mark.parametrize("edit", ["deleted", "edited"])
 def test_a_lost_secret_also_ends_the_previous_value(cluster: Cluster, operator: Controller, edit: str) -> None:
     issue(cluster)

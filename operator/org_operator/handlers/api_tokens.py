@@ -264,23 +264,22 @@ async def _rotate(ctl: Controller, token: ApiTokenView, decision: Decision, now:
     secret = ctl.state.secret((token.meta.namespace, token.secret_name))
     assert secret is not None and token.spec is not None
     issued = generate()
-    old_id = token.status.get("tokenId")
     status: dict[str, Any] = {"tokenHash": issued.hash, "tokenId": issued.token_id,
                               **(decision.binding.status() if decision.binding is not None else {})}
     if token.rotate_request is not None:
         status["rotateRequest"] = token.rotate_request
-    if decision.action is Action.ROTATE:
-        assert decision.overlap is not None
-        until = now + decision.overlap
-        status |= {"previousValidUntil": format_time(until), "rotatedAt": format_time(now)}
-        if decision.reason is not Reason.ROTATION_RESUMED:  # a resumed rotation keeps its previous value
-            old_id = token.status.get("tokenId")
+    if decision.reason is Reason.ROTATION_RESUMED:  # same rotation: its previous value, a new overlap from now
+        old_id = token.status.get("previousTokenId")
+    else:
+        old_id = token.status.get("tokenId")
+        if decision.action is Action.ROTATE:
             status |= {"previousTokenHash": token.status.get("tokenHash"), "previousTokenId": old_id,
                        "previousEndReason": Reason.OVERLAP_ENDS.value,
                        "previousLastUsedAt": token.status.get("lastUsedAt"), "lastUsedAt": None,
                        "rotations": int(token.status.get("rotations") or 0) + 1}
-        else:
-            old_id = token.status.get("previousTokenId")
+    if decision.action is Action.ROTATE:
+        assert decision.overlap is not None
+        status |= {"previousValidUntil": format_time(now + decision.overlap), "rotatedAt": format_time(now)}
     status |= _active_status(ctl, token, {**token.status, **status}, now)[0]
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
     body = _secret_body(ctl, token, issued)
