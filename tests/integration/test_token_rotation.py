@@ -80,6 +80,20 @@ def test_rotation_by_annotation_writes_a_new_value_into_the_same_secret(
     assert cluster.status(TOKENS, "ci")["rotations"] == 1  # handled once per annotation value
 
 
+def test_a_rotate_annotation_present_at_issue_asks_for_nothing(cluster: Cluster, operator: Controller) -> None:
+    """As committed in Git from the start: only a later, different value rotates."""
+    cluster.service_account("bot")
+    created = cluster.create("OrgApiToken", "ci", {"serviceAccountName": "bot", "rotation": ROTATION},
+                             annotations={constants.ROTATE_ANNOTATION: "initial"})
+    assert created.status_code == 201, created.text
+    wait_for(lambda: cluster.status(TOKENS, "ci").get("rotateRequest") == "initial")
+    settled(operator, cluster, "ci")
+    assert "rotations" not in cluster.status(TOKENS, "ci")
+    assert rotated_events(cluster, "ci") == []
+    request_rotation(cluster, "ci", "later")
+    wait_for(lambda: cluster.status(TOKENS, "ci").get("rotations") == 1)
+
+
 def test_a_rotation_takes_three_writes(cluster: Cluster, operator: Controller) -> None:
     issue(cluster)
     settled(operator, cluster, "ci")
