@@ -624,3 +624,24 @@ def test_a_crash_after_the_email_never_sends_a_second_one(
     with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
         assert forced_record(cluster, "force:2")["outcome"] == "Completed"
     assert emails_to(authentik, pk) == 3
+
+
+
+# docs/authentik.md's list (tests/ship/test_ship_docs.py keeps the two in step).
+DOCUMENTED_PERMISSIONS = [
+    "authentik_core.view_user", "authentik_core.add_user", "authentik_core.change_user", "authentik_core.delete_user",
+    "authentik_core.reset_user_password", "authentik_core.add_user_to_group", "authentik_core.remove_user_from_group",
+    "authentik_core.view_group", "authentik_core.add_group", "authentik_stages_email.view_emailstage",
+    "authentik_core.view_authenticatedsession", "authentik_core.delete_authenticatedsession",
+]
+
+
+@pytest.mark.authentik(permissions=DOCUMENTED_PERMISSIONS, version="2025.12")
+def test_a_forced_rotation_needs_only_the_documented_permissions_on_2025_12(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    pk = logged_in_jane(cluster, authentik)
+    request_forced(cluster)
+    assert forced_record(cluster)["outcome"] == "Completed"
+    assert authentik.store.sessions(pk) == [] and not authentik.store.check_password(pk, "jane-old-password")
+    assert emails_to(authentik, pk) == 2
