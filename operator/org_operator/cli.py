@@ -12,6 +12,7 @@ import click
 from pydantic import ValidationError
 
 from .api import constants
+from .decisions.managed_users import FORCE
 from .kube import VERIFIER_USER_AGENT, Kube, NotFound, path
 from .settings import OperatorSettings
 from .users_table import UserRow, as_json, build_rows, render_table
@@ -142,14 +143,25 @@ async def _request_reset(namespace: str, name: str, stamp: str) -> None:
 @main.command("reset-password")
 @click.argument("name")
 @click.option("-n", "--namespace", required=True, help="The organization's namespace.")
-def reset_password(name: str, namespace: str) -> None:
-    """Send a managed user the password-reset email again (records a request on the object)."""
+@click.option("--force", is_flag=True,
+              help="First make the current password unusable and end all the user's sessions in Authentik.")
+def reset_password(name: str, namespace: str, force: bool) -> None:
+    """Send a managed user the password-reset email again (records a request on the object).
+
+    With --force, a forced password rotation: the operator replaces the password with one nobody knows,
+    ends every session, then sends the email, once for this request.
+    """
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    value = f"{FORCE}:{stamp}" if force else stamp
     try:
-        asyncio.run(_request_reset(namespace, name, stamp))
+        asyncio.run(_request_reset(namespace, name, value))
     except NotFound:
         raise click.ClickException(f"OrgManagedUser {name} not found in namespace {namespace}") from None
-    click.echo(f"Password reset requested for {namespace}/{name} at {stamp}; the operator sends the email.")
+    if force:
+        click.echo(f"Forced password rotation requested for {namespace}/{name} ({value}); the operator makes the "
+                   "current password unusable, ends all sessions, then sends the email.")
+    else:
+        click.echo(f"Password reset requested for {namespace}/{name} at {stamp}; the operator sends the email.")
 
 
 if __name__ == "__main__":

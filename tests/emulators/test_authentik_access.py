@@ -21,6 +21,8 @@ OPERATOR_PERMISSIONS = frozenset(
         "authentik_core.view_group",
         "authentik_core.add_group",
         "authentik_stages_email.view_emailstage",
+        "authentik_core.view_authenticatedsession",
+        "authentik_core.delete_authenticatedsession",
     }
 )
 
@@ -102,9 +104,13 @@ async def test_a_revoked_token_stops_working(ak: AuthentikEmulator) -> None:
 
 async def test_the_operators_least_privilege_token() -> None:
     async with AuthentikEmulator.serve(permissions=OPERATOR_PERMISSIONS) as ak:
+        ak.store.add_token("no-forced-rotation", permissions=OPERATOR_PERMISSIONS - {
+            "authentik_core.view_authenticatedsession", "authentik_core.delete_authenticatedsession"})
         async with client_for(ak, f"Bearer {ak.token}") as client:
             assert (await client.get("/core/users/")).status_code == 200
             assert (await client.get("/stages/email/")).status_code == 200
+            assert (await client.get("/core/authenticated_sessions/")).status_code == 200  # forced rotations
+        async with client_for(ak, "Bearer no-forced-rotation") as client:
             sessions = await client.get("/core/authenticated_sessions/")
     assert (sessions.status_code, sessions.json()) == (
         403, {"detail": "You do not have permission to perform this action."}

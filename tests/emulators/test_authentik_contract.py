@@ -99,15 +99,18 @@ async def test_every_endpoint_answers_within_the_contract(world: World) -> None:
         await client.post(f"/core/groups/{group['pk']}/remove_user/", json={"pk": pk})
         await client.post(f"/core/users/{pk}/recovery/")
         await client.post(f"/core/users/{pk}/recovery_email/", json={"email_stage": world.stage})
-        world.ak.store.add_session(pk)
+        await client.post(f"/core/users/{pk}/set_password/", json={"password": "a-new-secret"})
+        session = world.ak.store.add_session(pk)
         await client.get("/core/authenticated_sessions/", params={"user__username": "bob"})
+        await client.delete(f"/core/authenticated_sessions/{session.uuid}/")
+        world.ak.store.add_session(pk)
         await client.patch(f"/core/users/{pk}/", json={"is_active": False})
         await client.get("/stages/email/", params={"name": "default-recovery-email"})
         await client.get(f"/stages/email/{world.stage}/")
         await client.delete(f"/core/users/{pk}/")
     recorder.assert_clean()
     assert [r.status_code for r in recorder.exchanges] == [
-        200, 200, 201, 200, 201, 200, 200, 200, 200, 200, 204, 204, 200, 204, 200, 200, 200, 200, 204
+        200, 200, 201, 200, 201, 200, 200, 200, 200, 200, 204, 204, 200, 204, 204, 200, 204, 200, 200, 200, 204
     ]  # fmt: skip
 
 
@@ -147,6 +150,16 @@ ERRORS = {
     "add unknown user to group": ErrorCase("POST", "/core/groups/{group}/add_user/", 404, body={"pk": 999}),
     "add user to unknown group": ErrorCase("POST", f"/core/groups/{UNKNOWN_UUID}/add_user/", 404, body={"pk": 1}),
     "unknown email stage": ErrorCase("GET", f"/stages/email/{UNKNOWN_UUID}/", 404),
+    "set password without body": ErrorCase("POST", "/core/users/{user}/set_password/", 400, valid_request=False),
+    "set blank password": ErrorCase("POST", "/core/users/{user}/set_password/", 400, body={"password": " "}),
+    "set password of unknown user": ErrorCase("POST", "/core/users/999/set_password/", 404, body={"password": "x"}),
+    "set password without permission": ErrorCase(
+        "POST", "/core/users/{user}/set_password/", 403, token="no-permissions", body={"password": "x"}
+    ),
+    "end unknown session": ErrorCase("DELETE", f"/core/authenticated_sessions/{UNKNOWN_UUID}/", 404),
+    "end session without permission": ErrorCase(
+        "DELETE", f"/core/authenticated_sessions/{UNKNOWN_UUID}/", 403, token="no-permissions"
+    ),
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from operator_harness import Cluster, wait_for
 
 from org_operator.api import constants
+from org_operator.decisions.managed_users import is_forced
 from org_operator.runtime.controller import Controller
 
 
@@ -43,6 +44,13 @@ def test_reset_password_records_a_request(cluster: Cluster, kubeconfig: Path) ->
     assert annotations[constants.PASSWORD_RESET_ANNOTATION]
     missing = cli("reset-password", "nobody", "-n", "acme")
     assert missing.returncode == 1 and "not found" in missing.stderr
+    plain = annotations[constants.PASSWORD_RESET_ANNOTATION]
+    forced = cli("reset-password", "jane", "-n", "acme", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "ends all sessions" in forced.stdout
+    annotations = cluster.get(constants.MANAGED_USERS, "jane")["metadata"]["annotations"]  # type: ignore[index]
+    value = annotations[constants.PASSWORD_RESET_ANNOTATION]
+    assert value.startswith("force:") and value != plain and is_forced(value)
 
 
 def test_a_bad_setting_ends_with_one_line_saying_what_to_fix(tmp_path: Path) -> None:

@@ -476,3 +476,172 @@ def test_a_user_deleted_in_authentik_is_recreated_with_a_reset_email_once_across
                                                                               ("Recreation", second.pk)]
     assert len(authentik.store.outbox()) == 2  # exactly once for the recreation
     assert cluster.condition(USERS, "jane")["status"] == "True"
+
+
+FORCE = constants.PASSWORD_RESET_ANNOTATION
+SET_PASSWORD = "/api/v3/core/users/{}/set_password/"
+SESSIONS = "/api/v3/core/authenticated_sessions/"
+RECOVERY_EMAIL = "/api/v3/core/users/{}/recovery_email/"
+
+
+def logged_in_jane(cluster: Cluster, authentik: AuthentikEmulator, **spec: Any) -> int:
+    """Jane, active with a password she knows and two open sessions; her creation email already sent."""
+    jane(cluster, **spec)
+    wait_for(lambda: cluster.status(USERS, "jane").get("passwordResets"))
+    pk: int = cluster.status(USERS, "jane")["authentikUserPk"]
+    authentik.store.set_password(pk, "jane-old-password")
+    authentik.store.add_session(pk)
+    authentik.store.add_session(pk)
+    return pk
+
+
+def request_forced(cluster: Cluster, value: str = "force:1") -> None:
+    assert cluster.patch(USERS, "jane", {"metadata": {"annotations": {FORCE: value}}}).status_code == 200
+
+
+def forced_record(cluster: Cluster, value: str = "force:1") -> dict[str, Any]:
+    return wait_for(lambda: (r := cluster.status(USERS, "jane").get("forcedPasswordReset") or {})
+                    .get("request") == value and r.get("outcome") and r, timeout=20)
+
+
+def emails_to(authentik: AuthentikEmulator, pk: int) -> int:
+    return len([mail for mail in authentik.store.outbox() if mail.user_pk == pk])
+
+
+def test_a_forced_rotation_ends_sessions_and_the_old_password_then_sends_one_email(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    pk = logged_in_jane(cluster, authentik)
+    assert authentik.store.check_password(pk, "jane-old-password")
+    authentik.traffic.reset()
+    request_forced(cluster)
+    record = forced_record(cluster)
+    assert record["outcome"] == "Completed" and record["sessionsEnded"] == 2 and record["userPk"] == pk
+    assert record["passwordInvalidatedAt"] <= record["emailSentAt"] <= record["completedAt"]
+    assert authentik.store.sessions(pk) == []
+    assert not authentik.store.check_password(pk, "jane-old-password")
+    assert emails_to(authentik, pk) == 2  # creation + this request
+    order = [r.path for r in authentik.traffic.requests() if r.method in ("POST", "DELETE")]
+    assert order[0] == SET_PASSWORD.format(pk) and order[-1] == RECOVERY_EMAIL.format(pk)  # password ... email
+    assert len(order) == 4 and all(path.startswith(SESSIONS) for path in order[1:3])  # ... sessions between
+    status = cluster.status(USERS, "jane")
+    assert status["handledPasswordResetRequest"] == "force:1"
+    assert status["passwordResets"][-1] | {"sentAt": None} == {"sentAt": None, "trigger": "force:1", "userPk": pk,
+                                                               "forced": True, "confirmed": True}
+    assert cluster.condition(USERS, "jane", "PasswordResetEmailSent")["reason"] == "PasswordRotated"
+    assert [e for e in cluster.events() if e["reason"] == "PasswordRotated"]
+    password = authentik.traffic.requests("POST", SET_PASSWORD.format(pk))[0].body["password"]
+    assert password not in str(status) and all(password not in str(e) for e in cluster.events())
+    time.sleep(0.5)
+    assert emails_to(authentik, pk) == 2  # exactly once: our own status writes send nothing more
+
+
+def test_a_locked_user_gets_no_email_and_status_says_why(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    pk = logged_in_jane(cluster, authentik)
+    cluster.patch(USERS, "jane", {"spec": {"active": False}})
+    wait_for(lambda: phase(cluster, "jane") == "Locked")
+    request_forced(cluster)
+    record = forced_record(cluster)
+    assert record["outcome"] == "NoEmailUserLocked" and record.get("emailAttemptedAt") is None
+    assert emails_to(authentik, pk) == 1  # only the creation email
+    authentik.store.update_user(pk, is_active=True)  # even if an admin reactivated her by hand
+    assert not authentik.store.check_password(pk, "jane-old-password")
+    condition = cluster.condition(USERS, "jane", "PasswordResetEmailSent")
+    assert condition["reason"] == "NoEmailUserLocked" and "deactivated" in condition["message"]
+    assert any(e["reason"] == "NoEmailUserLocked" and e["type"] == "Warning" for e in cluster.events())
+
+
+def test_failed_steps_are_retried_and_the_email_goes_once(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    pk = logged_in_jane(cluster, authentik)
+    authentik.faults.fail(500, method="POST", path=SET_PASSWORD.format(pk), times=4)  # outlasts the retries
+    authentik.faults.fail(500, method="DELETE", path=SESSIONS, times=2)
+    authentik.faults.fail(503, method="POST", path=RECOVERY_EMAIL.format(pk), times=4)  # surely not processed
+    request_forced(cluster)
+    record = forced_record(cluster)
+    assert record["outcome"] == "Completed"
+    assert authentik.store.sessions(pk) == [] and not authentik.store.check_password(pk, "jane-old-password")
+    assert emails_to(authentik, pk) == 2
+    time.sleep(0.5)
+    assert emails_to(authentik, pk) == 2
+
+
+@pytest.mark.parametrize("crash_after", ["password", "sessions"])
+def test_a_crash_before_the_email_is_finished_by_the_next_run_with_one_email(
+    cluster: Cluster, authentik: AuthentikEmulator, contract: ContractRecorder, start_operator: OperatorFactory,
+    crash_after: str,
+) -> None:
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        pk = logged_in_jane(cluster, authentik)
+        wait_for(lambda: phase(cluster, "jane") == "Active")
+    step = (("POST", SET_PASSWORD.format(pk)) if crash_after == "password" else ("DELETE", SESSIONS))
+    # The step is applied in Authentik, but its answer never comes back before the operator dies.
+    authentik.faults.delay(30.0, method=step[0], path=step[1], after_processing=True)
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        request_forced(cluster)
+        if crash_after == "password":
+            wait_for(lambda: not authentik.store.check_password(pk, "jane-old-password"))
+        else:
+            wait_for(lambda: len(authentik.store.sessions(pk)) < 2)
+    authentik.faults.clear()
+    assert "forcedPasswordReset" not in cluster.status(USERS, "jane")  # died before any record
+    assert emails_to(authentik, pk) == 1
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        record = forced_record(cluster)
+        time.sleep(0.5)
+    assert record["outcome"] == "Completed"
+    assert authentik.store.sessions(pk) == [] and not authentik.store.check_password(pk, "jane-old-password")
+    assert emails_to(authentik, pk) == 2  # exactly one for the request
+
+
+def test_a_crash_after_the_email_never_sends_a_second_one(
+    cluster: Cluster, authentik: AuthentikEmulator, contract: ContractRecorder, start_operator: OperatorFactory
+) -> None:
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        pk = logged_in_jane(cluster, authentik)
+        wait_for(lambda: phase(cluster, "jane") == "Active")
+    # Authentik queues the email, but its answer never comes back before the operator dies.
+    authentik.faults.delay(30.0, method="POST", path=RECOVERY_EMAIL.format(pk), after_processing=True)
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        request_forced(cluster)
+        wait_for(lambda: emails_to(authentik, pk) == 2)
+    authentik.faults.clear()
+    attempt = cluster.status(USERS, "jane")["forcedPasswordReset"]
+    assert attempt["emailAttemptedAt"] and attempt.get("outcome") is None  # the at-most-once record
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        record = forced_record(cluster)
+        time.sleep(0.5)
+    assert record["outcome"] == "EmailUnconfirmed"
+    assert emails_to(authentik, pk) == 2  # the one email, never a second
+    assert authentik.store.sessions(pk) == [] and not authentik.store.check_password(pk, "jane-old-password")
+    assert cluster.status(USERS, "jane")["handledPasswordResetRequest"] == "force:1"
+    warning = [e for e in cluster.events() if e["reason"] == "EmailUnconfirmed"]
+    assert warning and "reset-password --force" in warning[0]["message"]
+    request_forced(cluster, "force:2")  # a new request is a new rotation with its own email
+    with start_operator(settings_for(authentik), identity_hooks=contract.event_hooks):
+        assert forced_record(cluster, "force:2")["outcome"] == "Completed"
+    assert emails_to(authentik, pk) == 3
+
+
+
+# docs/authentik.md's list (tests/ship/test_ship_docs.py keeps the two in step).
+DOCUMENTED_PERMISSIONS = [
+    "authentik_core.view_user", "authentik_core.add_user", "authentik_core.change_user", "authentik_core.delete_user",
+    "authentik_core.reset_user_password", "authentik_core.add_user_to_group", "authentik_core.remove_user_from_group",
+    "authentik_core.view_group", "authentik_core.add_group", "authentik_stages_email.view_emailstage",
+    "authentik_core.view_authenticatedsession", "authentik_core.delete_authenticatedsession",
+]
+
+
+@pytest.mark.authentik(permissions=DOCUMENTED_PERMISSIONS, version="2025.12")
+def test_a_forced_rotation_needs_only_the_documented_permissions_on_2025_12(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    pk = logged_in_jane(cluster, authentik)
+    request_forced(cluster)
+    assert forced_record(cluster)["outcome"] == "Completed"
+    assert authentik.store.sessions(pk) == [] and not authentik.store.check_password(pk, "jane-old-password")
+    assert emails_to(authentik, pk) == 2

@@ -40,6 +40,7 @@ AUTHENTIK_PERMISSIONS = {
     "authentik_core.view_user", "authentik_core.add_user", "authentik_core.change_user", "authentik_core.delete_user",
     "authentik_core.reset_user_password", "authentik_core.add_user_to_group", "authentik_core.remove_user_from_group",
     "authentik_core.view_group", "authentik_core.add_group", "authentik_stages_email.view_emailstage",
+    "authentik_core.view_authenticatedsession", "authentik_core.delete_authenticatedsession",
 }
 
 

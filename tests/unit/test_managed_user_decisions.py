@@ -9,8 +9,11 @@ from org_operator.api.views import ManagedUserView
 from org_operator.decisions.managed_users import (
     adoption_refusal,
     changes_for,
+    email_attempted,
+    forced_record,
     group_marker,
     group_refusal,
+    is_forced,
     lock_confirmed,
     lock_only,
     needs_identity_provider,
@@ -139,3 +142,31 @@ def test_outside_the_enterprise_plan_only_a_deactivation_reaches_authentik() -> 
     assert not lock_only(deactivated, enterprise=True)  # the full reconcile handles it
     assert not lock_confirmed(deactivated)
     assert lock_confirmed(inactive({"phase": "Locked", "observedGeneration": 2}))
+
+
+def test_a_forced_request_is_the_value_force_or_force_colon_anything() -> None:
+    assert is_forced("force") and is_forced("force:2026-12-01T10:00:00.000000Z")
+    assert not is_forced("2026-12-01T10:00:00.000000Z") and not is_forced("forced") and not is_forced("r1")
+
+
+def test_a_forced_request_is_pending_like_any_other() -> None:
+    pending = view(IN_SYNC, annotations={constants.PASSWORD_RESET_ANNOTATION: "force:1"})
+    assert requested_reset(pending) == "force:1" and needs_identity_provider(pending, "acme-clients")
+
+
+def test_an_email_attempt_is_found_only_for_this_request_and_account() -> None:
+    marker = forced_record(request="force:1", userPk=7, emailAttemptedAt="2026-12-01T10:00:00Z", sessionsEnded=2)
+    status = {"forcedPasswordReset": marker}
+    assert email_attempted(status, "force:1", 7) == marker
+    assert email_attempted(status, "force:2", 7) is None  # a new request starts over
+    assert email_attempted(status, "force:1", 8) is None  # a recreated account too
+    no_attempt = {"forcedPasswordReset": forced_record(request="force:1", userPk=7)}
+    assert email_attempted(no_attempt, "force:1", 7) is None  # crashed before the email step: redo it all
+    assert email_attempted({}, "force:1", 7) is None
+
+
+def test_a_forced_record_names_every_key_so_an_older_record_leaves_nothing_behind() -> None:
+    record = forced_record(request="force:2", userPk=7)
+    assert set(record) == {"request", "userPk", "passwordInvalidatedAt", "sessionsEnded", "emailAttemptedAt",
+                           "emailSentAt", "outcome", "completedAt"}
+    assert record["outcome"] is None and record["emailSentAt"] is None  # merge patch: null removes the old value

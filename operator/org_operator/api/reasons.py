@@ -65,4 +65,7 @@ class Reason(StrEnum):
     RECOVERY_FLOW_NOT_CONFIGURED = "RecoveryFlowNotConfigured"
     EMAIL_STAGE_NOT_FOUND = "EmailStageNotFound"
     EMAIL_SENT = "EmailSent"
+    PASSWORD_ROTATED = "PasswordRotated"
+    EMAIL_UNCONFIRMED = "EmailUnconfirmed"
+    NO_EMAIL_USER_LOCKED = "NoEmailUserLocked"
     RECONCILED = "Reconciled"

@@ -149,6 +149,44 @@ def requested_reset(view: ManagedUserView) -> str | None:
     return None
 
 
+FORCE = "force"
+
+
+def is_forced(request: str) -> bool:
+    """A reset request that first makes the current password unusable and ends every session:
+    the annotation value `force` or `force:<anything>` (`org-operator reset-password --force`)."""
+    return request == FORCE or request.startswith(FORCE + ":")
+
+
+class ForcedOutcome(StrEnum):
+    COMPLETED = "Completed"  # password unusable, sessions ended, email confirmed by Authentik
+    EMAIL_UNCONFIRMED = "EmailUnconfirmed"  # the email call may or may not have reached Authentik
+    NO_EMAIL_USER_LOCKED = "NoEmailUserLocked"  # spec.active false: nobody to send a login link to
+
+
+FORCED_RECORD_KEYS = ("request", "userPk", "passwordInvalidatedAt", "sessionsEnded", "emailAttemptedAt",
+                      "emailSentAt", "outcome", "completedAt")
+
+
+def forced_record(**fields: Any) -> dict[str, Any]:
+    """status.forcedPasswordReset with every key present (None removes it in the merge patch), so
+    that nothing of an earlier request's record survives into this one."""
+    return {key: fields.get(key) for key in FORCED_RECORD_KEYS}
+
+
+def email_attempted(status: Mapping[str, Any], request: str, user_pk: int) -> Mapping[str, Any] | None:
+    """The record of this request on this account if a run already started its email call.
+
+    Then the email may have been queued; it is never sent again for this request (at most once),
+    and the password and sessions are not touched again (the user may already have used the link).
+    """
+    record = status.get("forcedPasswordReset")
+    if (isinstance(record, Mapping) and record.get("request") == request and record.get("userPk") == user_pk
+            and record.get("emailAttemptedAt")):
+        return record
+    return None
+
+
 def lock_only(view: ManagedUserView, enterprise: bool) -> bool:
     """Outside the Enterprise plan nothing is created or activated, but a deactivation still reaches
     Authentik: the plan gate must never keep a locked person able to log in."""

@@ -20,9 +20,13 @@ from ..api.views import ManagedUserView, format_time
 from ..decisions import conditions
 from ..decisions.emails import normalise
 from ..decisions.managed_users import (
+    ForcedOutcome,
     Ownership,
     adoption_refusal,
     changes_for,
+    email_attempted,
+    forced_record,
+    is_forced,
     lock_confirmed,
     lock_only,
     needs_identity_provider,
@@ -277,13 +281,13 @@ async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserV
         status["passwordResets"] = resets
     email_condition: tuple[str, bool, str, str] | None = None
     retry_email = False
-    if trigger is not None and spec.active:
+    if request is not None and not setup and is_forced(request):
+        email_condition, retry_email = await _forced_rotation(ctl, identity, view, user, request, now, status)
+    elif trigger is not None and spec.active:
         try:
             await identity.send_recovery_email(user.pk)
         except AuthentikMisconfigured as error:
-            reason = (Reason.RECOVERY_FLOW_NOT_CONFIGURED if "recovery flow" in str(error).lower()
-                      else Reason.EMAIL_STAGE_NOT_FOUND)
-            email_condition = (ConditionType.PASSWORD_RESET_EMAIL_SENT, False, reason, str(error))
+            email_condition = _misconfigured(error)
             retry_email = True
         else:
             resets = [*resets, {"sentAt": format_time(now), "trigger": trigger, "userPk": user.pk}][-MAX_RESET_HISTORY:]
@@ -306,6 +310,82 @@ async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserV
     if retry_email:
         ctl.events.warning(KIND, view.meta, email_condition[2], email_condition[3])  # type: ignore[index]
         raise Requeue(60.0)
+
+
+def _misconfigured(error: AuthentikMisconfigured) -> tuple[str, bool, str, str]:
+    reason = (Reason.RECOVERY_FLOW_NOT_CONFIGURED if "recovery flow" in str(error).lower()
+              else Reason.EMAIL_STAGE_NOT_FOUND)
+    return (ConditionType.PASSWORD_RESET_EMAIL_SENT, False, reason, str(error))
+
+
+async def _forced_rotation(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, user: User,
+                           request: str, now: datetime, status: dict[str, Any]
+                           ) -> tuple[tuple[str, bool, str, str] | None, bool]:
+    """Password unusable, sessions ended, then the email, then the record; adds to `status`.
+
+    The first two are safe to repeat, so a crash before the email is simply redone. Just before the
+    email call, status records the attempt; a run that finds that record never calls again (a crash
+    or a lost answer could otherwise send a second email) and finishes the request as
+    EmailUnconfirmed. Returns the email condition and whether to retry the email later.
+    """
+    spec = view.spec
+    assert spec is not None
+    stamp = format_time(now)
+    attempted = email_attempted(view.status, request, user.pk)
+    if attempted is not None:
+        record = forced_record(**attempted)
+        return _forced_done(ctl, view, record, ForcedOutcome.EMAIL_UNCONFIRMED, now, status), False
+    await identity.invalidate_password(user.pk)
+    ended = await identity.end_sessions(user)
+    record = forced_record(request=request, userPk=user.pk, passwordInvalidatedAt=stamp, sessionsEnded=ended)
+    if not spec.active:
+        return _forced_done(ctl, view, record, ForcedOutcome.NO_EMAIL_USER_LOCKED, now, status), False
+    await _write(ctl, view, {"forcedPasswordReset": {**record, "emailAttemptedAt": stamp}})
+    try:
+        await identity.send_recovery_email(user.pk)
+    except AuthentikUnavailable as error:
+        if error.maybe_applied:
+            record["emailAttemptedAt"] = stamp
+            return _forced_done(ctl, view, record, ForcedOutcome.EMAIL_UNCONFIRMED, now, status), False
+        await _write(ctl, view, {"forcedPasswordReset": record})  # surely not sent: the next run sends it
+        raise
+    except AuthentikMisconfigured as error:
+        status["forcedPasswordReset"] = record
+        return _misconfigured(error), True
+    except AuthentikError:
+        await _write(ctl, view, {"forcedPasswordReset": record})  # refused, so not sent
+        raise
+    record |= {"emailAttemptedAt": stamp, "emailSentAt": stamp}
+    return _forced_done(ctl, view, record, ForcedOutcome.COMPLETED, now, status), False
+
+
+def _forced_done(ctl: Controller, view: ManagedUserView, record: dict[str, Any], outcome: ForcedOutcome,
+                 now: datetime, status: dict[str, Any]) -> tuple[str, bool, str, str]:
+    """Complete the record of a forced request in `status`, say it in one Event; the email condition."""
+    spec = view.spec
+    assert spec is not None
+    request = record["request"]
+    record |= {"outcome": outcome.value, "completedAt": format_time(now)}
+    status |= {"forcedPasswordReset": record, "handledPasswordResetRequest": request}
+    done = f"password made unusable, {record['sessionsEnded']} session(s) ended"
+    if outcome is ForcedOutcome.NO_EMAIL_USER_LOCKED:
+        message = (f"Forced password rotation of {spec.email} ({request}): {done}; no reset email, the user is "
+                   "deactivated (spec.active false). After reactivating, request a reset to send one")
+        ctl.events.warning(KIND, view.meta, Reason.NO_EMAIL_USER_LOCKED, message)
+        return (ConditionType.PASSWORD_RESET_EMAIL_SENT, False, Reason.NO_EMAIL_USER_LOCKED, message)
+    entry = {"sentAt": record["emailAttemptedAt"], "trigger": request, "userPk": record["userPk"], "forced": True,
+             "confirmed": outcome is ForcedOutcome.COMPLETED}
+    status["passwordResets"] = [*status.get("passwordResets", []), entry][-MAX_RESET_HISTORY:]
+    status["lastPasswordResetSentAt"] = record["emailAttemptedAt"]
+    if outcome is ForcedOutcome.EMAIL_UNCONFIRMED:
+        message = (f"Forced password rotation of {spec.email} ({request}): {done}; Authentik did not confirm the "
+                   "reset email, which is never sent twice for one request. If the user got none, request again "
+                   "(org-operator reset-password --force)")
+        ctl.events.warning(KIND, view.meta, Reason.EMAIL_UNCONFIRMED, message)
+        return (ConditionType.PASSWORD_RESET_EMAIL_SENT, False, Reason.EMAIL_UNCONFIRMED, message)
+    message = f"Forced password rotation of {spec.email} ({request}): {done}, reset email sent"
+    ctl.events.normal(KIND, view.meta, Reason.PASSWORD_ROTATED, message)
+    return (ConditionType.PASSWORD_RESET_EMAIL_SENT, True, Reason.PASSWORD_ROTATED, message)
 
 
 async def _retire(ctl: Controller, view: ManagedUserView) -> None:

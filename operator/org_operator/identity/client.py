@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ PAGE_SIZE = 100  # Authentik's cap
 VIEW_USER = "authentik_core.view_user"
 VIEW_GROUP = "authentik_core.view_group"
 VIEW_EMAIL_STAGE = "authentik_stages_email.view_emailstage"
+VIEW_SESSION = "authentik_core.view_authenticatedsession"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -223,6 +225,47 @@ class AuthentikClient:
         except AuthentikNotFound:
             return False
         return True
+
+    # Forced password rotation
+
+    async def invalidate_password(self, pk: int) -> None:
+        """Replace the user's password with a random one that is never stored or shown anywhere.
+
+        Authentik's API has no "unusable password" call; `set_password` works the same on 2025.12
+        and 2026.x. Repeating it is harmless (another unknown password). Authentik keeps the
+        user's session rows: end them with `end_sessions`.
+        """
+        await self._transport.request(
+            "POST",
+            f"core/users/{pk}/set_password/",
+            idempotent=True,
+            permission="authentik_core.reset_user_password",
+            json={"password": secrets.token_urlsafe(48)},
+        )
+
+    async def end_sessions(self, user: User) -> int:
+        """Delete every login session of this user; returns how many ended. Safe to repeat.
+
+        Sessions are listed by username (the filter Authentik has; the result is re-checked by
+        pk) and destroyed one by one: `bulk_delete` exists only on newer versions.
+        """
+        params = {"user__username": user.username}
+        sessions = [item async for item in self._pages("core/authenticated_sessions/", params, VIEW_SESSION)]
+        ended = 0
+        for session in sessions:
+            if session.get("user") != user.pk:
+                continue
+            try:
+                await self._transport.request(
+                    "DELETE",
+                    f"core/authenticated_sessions/{session['uuid']}/",
+                    idempotent=True,
+                    permission="authentik_core.delete_authenticatedsession",
+                )
+            except AuthentikNotFound:
+                continue  # ended meanwhile (logout, expiry, a repeated call)
+            ended += 1
+        return ended
 
     # Groups
 

@@ -33,7 +33,13 @@ from .serialize import (
     user_self_json,
 )
 from .store import AuthentikStore
-from .validation import PayloadError, validate_group, validate_recovery_email_body, validate_user
+from .validation import (
+    PayloadError,
+    validate_group,
+    validate_password_body,
+    validate_recovery_email_body,
+    validate_user,
+)
 
 PREFIX = "/api/v3"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -151,6 +157,9 @@ class AuthentikApi:
             "/core/users/{pk}/recovery_email/": {
                 "POST": Endpoint(self.recovery_email, "authentik_core.reset_user_password")
             },
+            "/core/users/{pk}/set_password/": {
+                "POST": Endpoint(self.set_password, "authentik_core.reset_user_password")
+            },
             "/core/groups/": {
                 "GET": Endpoint(self.list_groups, "authentik_core.view_group"),
                 "POST": Endpoint(self.create_group, "authentik_core.add_group"),
@@ -161,6 +170,9 @@ class AuthentikApi:
             },
             "/core/authenticated_sessions/": {
                 "GET": Endpoint(self.list_sessions, "authentik_core.view_authenticatedsession")
+            },
+            "/core/authenticated_sessions/{uuid}/": {
+                "DELETE": Endpoint(self.delete_session, "authentik_core.delete_authenticatedsession")
             },
             "/stages/email/": {"GET": Endpoint(self.list_email_stages, "authentik_stages_email.view_emailstage")},
             "/stages/email/{pk}/": {"GET": Endpoint(self.get_email_stage, "authentik_stages_email.view_emailstage")},
@@ -347,6 +359,16 @@ class AuthentikApi:
         self.store.delete_user(self._user(call).pk)
         return Response(status_code=204)
 
+    def set_password(self, call: Call) -> Response:
+        """`UserPasswordSetSerializer` (a required, non-blank `password`), then `set_password` + `save`.
+
+        Like Authentik, the user's sessions are not deleted here: ending them is a separate call.
+        """
+        user = self._user(call)
+        password = validate_password_body(call.data())
+        self.store.set_password(user.pk, password)
+        return Response(status_code=204)
+
     # Recovery
 
     def recovery_link(self, call: Call) -> Response:
@@ -469,6 +491,14 @@ class AuthentikApi:
         if "session__last_user_agent" in params:
             sessions = [s for s in sessions if s.last_user_agent == params["session__last_user_agent"]]
         return _page(call, sessions, session_json, {})
+
+    def delete_session(self, call: Call) -> Response:
+        """Destroy one session; an unknown or malformed uuid is a 404 (DRF's `get_object_or_404`)."""
+        key = _canonical_uuid(call.path["uuid"])
+        if key is None or self.store.session(key) is None:
+            raise not_found("No AuthenticatedSession matches the given query.")
+        self.store.end_session(key)
+        return Response(status_code=204)
 
     def list_email_stages(self, call: Call) -> Response:
         _reject_not_emulated(call.params, STAGE_FILTERS_NOT_EMULATED)

@@ -6,6 +6,8 @@ them without copies or locks. Attribute dicts must be treated as read-only.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import string
 import uuid
@@ -78,6 +80,22 @@ class User:
     date_joined: datetime = field(default_factory=now)
     password_change_date: datetime = field(default_factory=now)
     last_updated: datetime = field(default_factory=now)
+    password: str = ""  # a salted hash, as Django stores it; "" is no usable password (created by API)
+
+
+def hash_password(raw: str, *, salt: str | None = None) -> str:
+    """Django's `pbkdf2_sha256$<iterations>$<salt>$<hash>` (fewer iterations: only tests read it)."""
+    salt = salt or secrets.token_hex(8)
+    digest = hashlib.pbkdf2_hmac("sha256", raw.encode(), salt.encode(), 1000)
+    return f"pbkdf2_sha256$1000${salt}${base64.b64encode(digest).decode()}"
+
+
+def password_matches(raw: str, stored: str) -> bool:
+    """Django's `check_password`: an empty or unusable stored password matches nothing."""
+    parts = stored.split("$")
+    if len(parts) != 4:
+        return False
+    return secrets.compare_digest(hash_password(raw, salt=parts[2]), stored)
 
 
 @dataclass(frozen=True)

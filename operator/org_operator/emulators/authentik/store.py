@@ -24,9 +24,11 @@ from .model import (
     ServerVersion,
     Session,
     User,
+    hash_password,
     jsonb_order,
     new_uuid,
     now,
+    password_matches,
     random_key,
 )
 
@@ -137,6 +139,23 @@ class AuthentikStore:
             self.end_sessions(pk)
             self._flow_tokens.pop(pk, None)
 
+    def set_password(self, pk: int, raw: str) -> User:
+        """`User.set_password` + `save()`: stores a new hash, bumps `password_change_date` and
+        `last_updated`. Sessions stay (Django drops them lazily, on their next request)."""
+        with self.lock:
+            stamp = now()
+            user = dataclasses.replace(
+                self._users[pk], password=hash_password(raw), password_change_date=stamp, last_updated=stamp
+            )
+            self._users[pk] = user
+            return user
+
+    def check_password(self, pk: int, raw: str) -> bool:
+        """Whether `raw` would log this user in at the password stage (what a test needs to prove)."""
+        with self.lock:
+            user = self._users.get(pk)
+            return user is not None and user.is_active and password_matches(raw, user.password)
+
     @staticmethod
     def _clean(fields: Mapping[str, Any]) -> dict[str, Any]:
         """Store attributes the way jsonb returns them (and detached from the caller's dict)."""
@@ -237,6 +256,14 @@ class AuthentikStore:
     def sessions(self, user_pk: int | None = None) -> list[Session]:
         with self.lock:
             return [s for s in self._sessions.values() if user_pk is None or s.user == user_pk]
+
+    def session(self, key: str) -> Session | None:
+        with self.lock:
+            return self._sessions.get(key)
+
+    def end_session(self, key: str) -> None:
+        with self.lock:
+            del self._sessions[key]
 
     def end_sessions(self, user_pk: int) -> int:
         with self.lock:

@@ -229,3 +229,8 @@ def validate_recovery_email_body(data: Any) -> str:
     """2026.2's `UserRecoveryEmailSerializer`: returns the email stage's uuid."""
     cleaned = run_fields(expect_object(data), {"email_stage": uuid_text, "token_duration": char()}, {"email_stage"})
     return str(cleaned["email_stage"])
+
+
+def validate_password_body(data: Any) -> str:
+    """`UserPasswordSetSerializer`: one required CharField (trimmed, not blank)."""
+    return str(run_fields(expect_object(data), {"password": char()}, {"password"})["password"])
