@@ -10,6 +10,11 @@ atomic values (not subclasses), so a full collection does not walk 100,000 views
 object per token it paused the verifier for ~100 ms. A token is kept twice: its ``Credential``, all a
 request reads and decided in advance as far as its status allows, and its whole view, for the readers
 off the request path.
+
+A rotated token is kept under both its digests while its status names a previous value: the previous
+value's credential is the current one's with its own end (``views.parse_previous``), so a request
+finds either the same way and pays nothing more. An update stores both before it drops what the
+object no longer names, so the value a rotation moves from current to previous never goes missing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .decisions import account_refusal, binding_refusal, token_refusal
 from .ledger import Ledger
 from .views import (
     NEVER,
+    PREVIOUS,
     AccountEntry,
     AccountKey,
     AccountView,
@@ -32,6 +38,7 @@ from .views import (
     object_key,
     object_uid,
     parse_account,
+    parse_previous,
     parse_token,
 )
 
@@ -62,6 +69,7 @@ class TokenStore:
         self._credentials: dict[bytes, Credential] = {}
         self._views: dict[bytes, _Raw] = {}
         self._digests: dict[ObjectKey, bytes] = {}  # so an update or delete finds the old digest
+        self._previous: dict[ObjectKey, bytes] = {}  # the same for previous values (rotated tokens only)
         self._account_keys: dict[AccountKey, AccountKey] = {}  # one key tuple per account, for all its tokens
         self.credential: Callable[[bytes], Credential | None] = self._credentials.get
         """The credential of a digest, or None: the dict's own ``get``, so a request runs no Python
@@ -78,23 +86,37 @@ class TokenStore:
         if view is None:
             self.remove(key)
             return key
-        previous = self._digests.get(key)
-        if previous is not None and previous != view.digest:
-            self._drop(key, previous)
-        known = self._credentials.get(view.digest)  # an update or a re-list keeps the token's slot
-        if known is None:
-            slot = self.ledger.open(view.digest, (view.namespace, view.account, view.read_write))
+        previous = parse_previous(body, view)
+        stale = (self._digests.get(key), self._previous.get(key))
+        kept = (view.digest, None if previous is None else previous.digest)
+        self._store(view)
+        if previous is None:
+            self._previous.pop(key, None)
         else:
-            _, _, _, _, slot = known
+            self._store(previous)
+            self._previous[key] = previous.digest
         self._digests[key] = view.digest
-        self._credentials[view.digest] = self._credential(view, slot)
-        self._views[view.digest] = tuple(view)
+        for digest in stale:
+            if digest is not None and digest not in kept:
+                self._drop(key, digest)
         return key
 
+    def _store(self, view: TokenView) -> None:
+        """Index one value. An update or a re-list keeps its ledger slot; a value that becomes the
+        previous one gets a new slot, so that its uses as the previous value are counted apart."""
+        known = self._views.get(view.digest)
+        if known is not None and (known[-1] == PREVIOUS) == view.previous:
+            _, _, _, _, slot = self._credentials[view.digest]
+        else:
+            labels = (view.namespace, view.account, view.read_write)
+            slot = self.ledger.open(view.digest, labels, previous=view.previous)
+        self._credentials[view.digest] = self._credential(view, slot)
+        self._views[view.digest] = tuple(view)
+
     def remove(self, key: ObjectKey) -> None:
-        previous = self._digests.pop(key, None)
-        if previous is not None:
-            self._drop(key, previous)
+        for digest in (self._digests.pop(key, None), self._previous.pop(key, None)):
+            if digest is not None:
+                self._drop(key, digest)
 
     def delete(self, body: Mapping[str, Any]) -> None:
         """A DELETED event: forget the object only if the stored token is that object's.
@@ -103,7 +125,7 @@ class TokenStore:
         changes only through events the watch delivers in order, and a recreated object never gets
         its predecessor's value (the operator adopts only a Secret owned by the same uid). So a
         stored hash that differs from the deleted body's, or a deleted body without one, is a newer
-        object's.
+        object's. The current hash decides for both values: the previous one goes with its object.
         """
         key = object_key(body)
         view = parse_token(body)
