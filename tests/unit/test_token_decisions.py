@@ -6,11 +6,20 @@ from typing import Any
 
 import pytest
 
-from org_operator.api.constants import TOKEN_HASH_ANNOTATION
+from org_operator.api.constants import ROTATE_ANNOTATION, TOKEN_HASH_ANNOTATION
+from org_operator.api.models import parse_duration
 from org_operator.api.reasons import Reason
 from org_operator.api.views import ApiTokenView, NamespaceView, SecretView, ServiceAccountView
 from org_operator.decisions.locks import lock_status
-from org_operator.decisions.tokens import SECRET_RETRY, Action, Binding, ServiceAccountState, decide, expires_at
+from org_operator.decisions.tokens import (
+    SECRET_RETRY,
+    Action,
+    Binding,
+    ServiceAccountState,
+    decide,
+    expires_at,
+    previous_valid,
+)
 from org_operator.tokens import generate
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -234,3 +243,116 @@ def test_a_refused_secret_is_not_tried_again_for_the_same_spec_until_the_retry_t
     assert decide(token(changed), ENTERPRISE, account(), None, NOW).action is Action.ISSUE
     locked = decide(token(rejected), ENTERPRISE, account(active=False), None, NOW)
     assert locked.reason is Reason.SERVICE_ACCOUNT_LOCKED  # what else blocks the token is still said first
+
+
+# Issue 14: revoke by request, rotation.
+
+def rotating(status: dict[str, Any], annotation: str | None = None, **spec: Any) -> ApiTokenView:
+    metadata = meta("t1")
+    if annotation is not None:
+        metadata["annotations"] = {ROTATE_ANNOTATION: annotation}
+    return ApiTokenView.of({"metadata": metadata, "status": status,
+                            "spec": {"serviceAccountName": "bot", "rotation": {"every": "7d", "overlap": "24h"},
+                                     **spec}})
+
+
+OLD = generate()
+ROTATED = {**ISSUED, "rotatedAt": "2026-11-27T12:00:00Z", "rotations": 1, "previousTokenHash": OLD.hash,
+           "previousTokenId": OLD.token_id, "previousValidUntil": "2026-11-28T12:00:00Z",
+           "previousEndReason": "OverlapEnds"}
+
+
+@pytest.mark.parametrize("status", [{}, ISSUED, {**ISSUED, "expiresAt": "2020-01-01T00:00:00Z"}])
+def test_revoked_by_request_whatever_else(status: dict[str, Any]) -> None:
+    """Even a token never issued, or past its expiry, is Revoked by request: the request is the record."""
+    decision = decide(token(status, revoked=True), None, ServiceAccountState(None), secret(), NOW)
+    assert (decision.action, decision.reason) == (Action.REVOKE, Reason.REVOKED_BY_REQUEST)
+
+
+def test_rotation_is_due_every_interval_since_the_last_rotation_or_the_issue() -> None:
+    issued_at = datetime(2026, 11, 2, tzinfo=UTC)
+    not_due = decide(rotating(ISSUED), ENTERPRISE, account(), secret(), issued_at + timedelta(days=6))
+    assert not_due.action is Action.KEEP
+    assert not_due.recheck_at == issued_at + timedelta(days=7)  # the operator wakes itself for it
+    due = decide(rotating(ISSUED), ENTERPRISE, account(), secret(), issued_at + timedelta(days=7))
+    assert (due.action, due.reason, due.overlap) == (Action.ROTATE, Reason.ROTATION_SCHEDULED, timedelta(hours=24))
+    since_rotation = {**ISSUED, "rotatedAt": "2026-11-22T00:00:00Z"}
+    assert decide(rotating(since_rotation), ENTERPRISE, account(), secret(), NOW).action is Action.KEEP
+    assert decide(token(ISSUED), ENTERPRISE, account(), secret(), NOW).action is Action.KEEP  # no spec.rotation
+
+
+def test_no_rotation_at_or_beyond_the_expiry() -> None:
+    status = {**ISSUED, "expiresAt": "2026-11-09T00:00:00Z"}  # issued 11-02 + 7d = exactly the expiry
+    decision = decide(rotating(status), ENTERPRISE, account(), secret(), datetime(2026, 11, 8, 23, tzinfo=UTC))
+    assert decision.action is Action.KEEP
+    assert decision.recheck_at == datetime(2026, 11, 9, tzinfo=UTC)  # only the expiry is ahead
+
+
+def test_rotate_annotation_rotates_once_per_value() -> None:
+    now = datetime(2026, 11, 3, tzinfo=UTC)
+    requested = decide(rotating(ISSUED, annotation="1"), ENTERPRISE, account(), secret(), now)
+    assert (requested.action, requested.reason) == (Action.ROTATE, Reason.ROTATION_REQUESTED)
+    handled = decide(rotating({**ISSUED, "rotateRequest": "1"}, annotation="1"), ENTERPRISE, account(), secret(), now)
+    assert handled.action is Action.KEEP
+    ignored = decide(token(ISSUED), ENTERPRISE, account(), secret(), now)
+    assert ignored.action is Action.KEEP
+    without_rotation = ApiTokenView.of({"metadata": {**meta("t1"), "annotations": {ROTATE_ANNOTATION: "1"}},
+                                        "spec": {"serviceAccountName": "bot"}, "status": ISSUED})
+    refused = decide(without_rotation, ENTERPRISE, account(), secret(), now)
+    assert (refused.action, refused.reason) == (Action.IGNORE_ROTATE_REQUEST, Reason.ROTATION_NOT_CONFIGURED)
+
+
+def test_a_rotation_interrupted_before_its_secret_write_is_resumed() -> None:
+    """Status records a new (undisclosed) hash, the Secret still holds the previous value."""
+    crashed = {**ROTATED, "tokenHash": generate().hash}
+    still_valid = datetime(2026, 11, 28, 11, tzinfo=UTC)
+    decision = decide(rotating(crashed), ENTERPRISE, account(), secret(value=OLD.plaintext, annotated=OLD.hash),
+                      still_valid)
+    assert (decision.action, decision.reason) == (Action.ROTATE, Reason.ROTATION_RESUMED)
+    after_end = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    replaced = decide(rotating(crashed), ENTERPRISE, account(), secret(value=OLD.plaintext, annotated=OLD.hash),
+                      after_end)  # an ended previous value is never adopted back: replaced by a new one
+    assert (replaced.action, replaced.reason) == (Action.REPLACE_RETIRED, Reason.SECRET_MISMATCH)
+    other = generate()
+    mismatch = decide(rotating(crashed), ENTERPRISE, account(), secret(value=other.plaintext, annotated=other.hash),
+                      still_valid)
+    assert (mismatch.action, mismatch.reason) == (Action.REISSUE, Reason.SECRET_MISMATCH)
+
+
+def test_previous_value_ends_early_once_consumers_switched() -> None:
+    grace = timedelta(minutes=10)
+    used_new = {**ROTATED, "lastUsedAt": "2026-11-27T12:05:00Z", "previousLastUsedAt": "2026-11-27T12:03:00Z"}
+    early = datetime(2026, 11, 27, 12, 10, tzinfo=UTC)
+    waiting = decide(rotating(used_new), ENTERPRISE, account(), secret(), early, switch_grace=grace)
+    assert waiting.action is Action.KEEP
+    assert waiting.recheck_at == datetime(2026, 11, 27, 12, 13, tzinfo=UTC)  # previous last used + grace
+    switched = decide(rotating(used_new), ENTERPRISE, account(), secret(), early + timedelta(minutes=3),
+                      switch_grace=grace)
+    assert (switched.action, switched.reason) == (Action.END_PREVIOUS, Reason.CONSUMERS_SWITCHED)
+    new_unused = {**ROTATED, "previousLastUsedAt": "2026-11-27T12:03:00Z"}
+    assert decide(rotating(new_unused), ENTERPRISE, account(), secret(), early + timedelta(hours=1),
+                  switch_grace=grace).action is Action.KEEP  # nobody uses the new value yet: the overlap runs
+    ended = {**used_new, "previousEndReason": "ConsumersSwitched", "previousValidUntil": "2026-11-27T12:13:00Z"}
+    assert decide(rotating(ended), ENTERPRISE, account(), secret(), early + timedelta(hours=1),
+                  switch_grace=grace).action is Action.KEEP  # once only
+
+
+def test_previous_value_ends_with_a_lost_or_mismatched_secret() -> None:
+    during_overlap = datetime(2026, 11, 28, 11, tzinfo=UTC)
+    lost = decide(rotating(ROTATED), ENTERPRISE, account(), None, during_overlap)
+    assert (lost.action, lost.reason) == (Action.REISSUE, Reason.SECRET_DELETED)
+    other = generate()
+    edited = decide(rotating(ROTATED), ENTERPRISE, account(), secret(value=other.plaintext, annotated=other.hash),
+                    during_overlap)
+    assert (edited.action, edited.reason) == (Action.REISSUE, Reason.SECRET_MISMATCH)
+    # the handler ends the previous value on every REISSUE while it is valid (previousEndReason SecretLost/Mismatch)
+    assert previous_valid(rotating(ROTATED), during_overlap)
+    assert not previous_valid(rotating(ROTATED), datetime(2026, 11, 28, 12, tzinfo=UTC))
+
+
+def test_rotation_durations_are_parsed_as_the_crd_validates_them() -> None:
+    assert parse_duration("30d") == timedelta(days=30)
+    assert parse_duration("90s") == timedelta(seconds=90)
+    for bad in ("1.5h", "0d", "1h30m", "30", "d"):
+        with pytest.raises(ValueError, match="not a duration"):
+            parse_duration(bad)

@@ -39,3 +39,5 @@ FINALIZER: Final = f"{GROUP}/identity-provider-cleanup"
 KOPF_FINALIZER: Final = f"{GROUP}/kopf"
 KOPF_PREFIX: Final = GROUP
 TOKEN_HASH_ANNOTATION: Final = f"{GROUP}/token-hash"
+# Set to any new value on an OrgApiToken with spec.rotation: rotate now (once per distinct value).
+ROTATE_ANNOTATION: Final = f"{GROUP}/rotate"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 Scope = Literal["read-only", "read-write"]
@@ -23,6 +24,18 @@ EXPIRY_LIFETIMES: dict[str, timedelta | None] = {
 SCOPE_CLAIMS: dict[str, str] = {"read-only": "api-key", "read-write": "api-secret"}
 
 
+# A rotation duration: a whole number and one unit, as in "30d", "24h", "15m", "90s" (the CRD's pattern).
+DURATION_PATTERN = r"^[1-9][0-9]{0,5}[smhd]$"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d`` → 30 days. Only the CRD's form is accepted (no fractions, no mixed units)."""
+    if not re.match(DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration like 30d, 24h, 15m or 90s")
+    return timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
@@ -38,6 +51,27 @@ class SecretTemplate(_Spec):
     annotations: dict[str, str] = Field(default_factory=dict, max_length=16)
 
 
+class Rotation(_Spec):
+    """Automatic rotation: a new value every ``every``; the previous one keeps verifying for ``overlap``."""
+
+    every: str = Field(max_length=7)
+    overlap: str = Field(default="24h", max_length=7)
+
+    @field_validator("every", "overlap")
+    @classmethod
+    def _is_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def interval(self) -> timedelta:
+        return parse_duration(self.every)
+
+    @property
+    def overlap_period(self) -> timedelta:
+        return parse_duration(self.overlap)
+
+
 class ApiTokenSpec(_Spec):
     service_account_name: str = Field(min_length=1, max_length=63)  # copied into a Secret label value
     display_name: str | None = Field(default=None, max_length=128)
@@ -45,6 +79,8 @@ class ApiTokenSpec(_Spec):
     expiry: Expiry = "90d"
     secret_name: str | None = Field(default=None, min_length=1, max_length=253)
     secret_template: SecretTemplate = Field(default_factory=SecretTemplate)
+    revoked: bool = False
+    rotation: Rotation | None = None
 
 
 class ManagedUserSpec(_Spec):

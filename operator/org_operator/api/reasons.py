@@ -44,6 +44,16 @@ class Reason(StrEnum):
     NOT_EXPIRING = "NotExpiring"
     UNUSED = "Unused"
     RECENTLY_USED = "RecentlyUsed"
+    REVOKED_BY_REQUEST = "RevokedByRequest"
+    ROTATED = "Rotated"
+    ROTATION_REQUESTED = "RotationRequested"
+    ROTATION_SCHEDULED = "RotationScheduled"
+    ROTATION_RESUMED = "RotationResumed"  # a rotation interrupted between its status and Secret writes
+    ROTATION_NOT_CONFIGURED = "RotationNotConfigured"
+    # Why a previous value (status.previousEndReason) stops verifying
+    OVERLAP_ENDS = "OverlapEnds"
+    CONSUMERS_SWITCHED = "ConsumersSwitched"
+    SECRET_LOST = "SecretLost"
     # Managed users
     IDENTITY_PROVIDER_NOT_CONFIGURED = "IdentityProviderNotConfigured"
     IDENTITY_PROVIDER_UNREACHABLE = "IdentityProviderUnreachable"

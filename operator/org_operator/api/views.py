@@ -108,11 +108,14 @@ class ApiTokenView:
     spec: ApiTokenSpec | None
     spec_error: str | None
     status: Mapping[str, Any]
+    rotate_request: str | None = None  # the rotate annotation's value: only it of all annotations is kept
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> ApiTokenView:
         spec, error = _parse(ApiTokenSpec, body)
-        return cls(ObjectMeta.of(body), spec, error, dict(body.get("status") or {}))
+        annotations = body.get("metadata", {}).get("annotations") or {}
+        return cls(ObjectMeta.of(body), spec, error, dict(body.get("status") or {}),
+                   annotations.get(constants.ROTATE_ANNOTATION) or None)
 
     @property
     def secret_name(self) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..api.constants import ROTATE_ANNOTATION
 from ..api.models import EXPIRY_LIFETIMES
 from ..api.reasons import Phase, Reason
 from ..api.views import ApiTokenView, NamespaceView, SecretView, ServiceAccountView, parse_time
@@ -15,6 +16,12 @@ from .locks import acknowledged_active, lock_epoch
 # A Secret the API server refused (4xx) is tried again after a spec change, or after this long: a
 # refusal can lift without any change to the token (a quota freed, RBAC or an admission policy fixed).
 SECRET_RETRY = timedelta(minutes=10)
+# After a rotation, the previous value ends early once the new one is in use and the previous one has not
+# been used for this long. It must exceed the verifier's last-used write-back window, or a consumer still
+# on the previous value could look idle between two write-backs.
+SWITCH_GRACE = timedelta(minutes=10)
+# The overlap of a rotation resumed after spec.rotation was removed (the CRD's default).
+DEFAULT_OVERLAP = timedelta(hours=24)
 
 
 class Action(enum.Enum):
@@ -27,6 +34,10 @@ class Action(enum.Enum):
     REVOKE = "revoke"
     EXPIRE = "expire"
     DELETE_SECRET = "delete-secret"  # a final token whose Secret is still there
+    ROTATE = "rotate"  # a new value into the same Secret; the previous one verifies until its overlap ends
+    END_PREVIOUS = "end-previous"  # consumers switched to the new value: the previous one ends now
+    IGNORE_ROTATE_REQUEST = "ignore-rotate-request"  # a rotate annotation on a token without spec.rotation
+    REPLACE_RETIRED = "replace-retired"  # our Secret holds a previous value that has ended: never adopt it back
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Decision:
     message: str = ""
     recheck_at: datetime | None = None
     binding: Binding | None = None  # what ISSUE, REISSUE and KEEP record in the status
+    overlap: timedelta | None = None  # ROTATE: how long the previous value keeps verifying
 
 
 @dataclass(frozen=True)
@@ -78,9 +90,11 @@ def decide(
     account: ServiceAccountState,
     secret: SecretView | None,
     now: datetime,
+    *,
+    switch_grace: timedelta = SWITCH_GRACE,
 ) -> Decision:
     """What to do with the token. The Enterprise-plan gate stops only issuing a new token: an issued
-    one is revoked, expired and repaired whatever the namespace's label says."""
+    one is revoked, expired, rotated and repaired whatever the namespace's label says."""
     if token.meta.deleting:
         return Decision(Action.NOTHING, Reason.ISSUED)
     if is_final(token):
@@ -88,8 +102,11 @@ def decide(
         return Decision(Action.DELETE_SECRET if owned else Action.NOTHING, Reason.ISSUED)
     if token.spec is None:
         return Decision(Action.FAIL, Reason.INVALID_SPEC, token.spec_error or "invalid spec")
+    if token.spec.revoked:  # also a token never issued: it never will be
+        return Decision(Action.REVOKE, Reason.REVOKED_BY_REQUEST,
+                        "spec.revoked is true: the token is revoked and never restored")
     if is_issued(token):
-        return _decide_issued(token, account, secret, now)
+        return _decide_issued(token, account, secret, now, switch_grace)
     expiry = parse_time(token.status.get("expiresAt"))
     if expiry is not None and expiry <= now:  # a re-issue that waited past the life fixed at first issue
         return Decision(Action.EXPIRE, Reason.EXPIRED, f"the token expired at {token.status['expiresAt']}")
@@ -189,11 +206,13 @@ def revocation(token: ApiTokenView, account: ServiceAccountView | None) -> Decis
 
 
 def _decide_issued(
-    token: ApiTokenView, account: ServiceAccountState, secret: SecretView | None, now: datetime
+    token: ApiTokenView, account: ServiceAccountState, secret: SecretView | None, now: datetime,
+    switch_grace: timedelta,
 ) -> Decision:
     revoke = revocation(token, account.view)
     if revoke is not None:
         return revoke
+    assert token.spec is not None
     sa = account.view
     assert sa is not None
     expiry = parse_time(token.status.get("expiresAt"))
@@ -203,7 +222,27 @@ def _decide_issued(
     binding = Binding(sa.meta.uid, lock_epoch(sa.status)) if bound or acknowledged_active(sa) else None
     if secret is None or secret.meta.deleting:
         return Decision(Action.REISSUE, Reason.SECRET_DELETED, recheck_at=expiry, binding=binding)
+    rotation = token.spec.rotation
+    overlap = rotation.overlap_period if rotation is not None else DEFAULT_OVERLAP
     if secret.value_hash != token.status.get("tokenHash"):
+        if secret.value_hash is not None and secret.value_hash == token.status.get("previousTokenHash") \
+                and token.meta.uid in secret.owner_uids:
+            if not previous_valid(token, now):
+                return Decision(
+                    Action.REPLACE_RETIRED,
+                    Reason.SECRET_MISMATCH,
+                    f"Secret {secret.meta.name} holds the previous value, which has ended: a new value replaces it",
+                    recheck_at=expiry,
+                    binding=binding,
+                )
+            return Decision(
+                Action.ROTATE,
+                Reason.ROTATION_RESUMED,
+                f"Secret {secret.meta.name} still holds the previous value: the rotation was interrupted before "
+                "the new value reached it; a new value is made (the undisclosed one never verifies)",
+                binding=binding,
+                overlap=overlap,
+            )
         return Decision(
             Action.REISSUE,
             Reason.SECRET_MISMATCH,
@@ -212,7 +251,60 @@ def _decide_issued(
             recheck_at=expiry,
             binding=binding,
         )
-    return Decision(Action.KEEP, Reason.ISSUED, recheck_at=expiry, binding=binding)
+    request = token.rotate_request
+    if request is not None and request != token.status.get("rotateRequest"):
+        if rotation is None:
+            return Decision(Action.IGNORE_ROTATE_REQUEST, Reason.ROTATION_NOT_CONFIGURED,
+                            f"annotation {ROTATE_ANNOTATION}={request!r} is ignored: the token has no spec.rotation",
+                            recheck_at=expiry, binding=binding)
+        return Decision(Action.ROTATE, Reason.ROTATION_REQUESTED,
+                        f"rotation requested by annotation {ROTATE_ANNOTATION}={request!r}",
+                        binding=binding, overlap=overlap)
+    due = next_rotation(token, expiry)
+    if due is not None and due <= now:
+        assert rotation is not None
+        return Decision(Action.ROTATE, Reason.ROTATION_SCHEDULED, f"rotation every {rotation.every} is due",
+                        binding=binding, overlap=overlap)
+    switched, switch_at = consumers_switched(token, now, switch_grace)
+    if switched:
+        return Decision(Action.END_PREVIOUS, Reason.CONSUMERS_SWITCHED,
+                        "the new value is in use and the previous one was not used for "
+                        f"{int(switch_grace.total_seconds())}s: the previous value ends now", binding=binding)
+    upcoming = [moment for moment in (expiry, due, switch_at) if moment is not None]
+    return Decision(Action.KEEP, Reason.ISSUED, recheck_at=min(upcoming, default=None), binding=binding)
+
+
+def previous_valid(token: ApiTokenView, now: datetime) -> bool:
+    """A previous value is recorded and still verifies (its overlap has not ended)."""
+    until = parse_time(token.status.get("previousValidUntil"))
+    return bool(token.status.get("previousTokenHash")) and until is not None and now < until
+
+
+def next_rotation(token: ApiTokenView, expiry: datetime | None) -> datetime | None:
+    """When the next scheduled rotation is due: ``every`` after the last rotation (or the issue), and
+    only if that is before the expiry fixed at first issue (a rotation past it would be pointless)."""
+    if token.spec is None or token.spec.rotation is None:
+        return None
+    since = parse_time(token.status.get("rotatedAt")) or parse_time(token.status.get("issuedAt"))
+    if since is None:
+        return None
+    due = since + token.spec.rotation.interval
+    return None if expiry is not None and due >= expiry else due
+
+
+def consumers_switched(token: ApiTokenView, now: datetime, grace: timedelta) -> tuple[bool, datetime | None]:
+    """Whether the previous value may end early, else when to look again (None: on the next change).
+
+    Early end needs the new value used since the rotation and the previous one unused for ``grace``.
+    """
+    if not previous_valid(token, now) or token.status.get("previousEndReason") != Reason.OVERLAP_ENDS:
+        return False, None
+    rotated_at = parse_time(token.status.get("rotatedAt"))
+    used = parse_time(token.status.get("lastUsedAt"))
+    if rotated_at is None or used is None or used < rotated_at:
+        return False, None  # the verifier's write-back of a use of the new value reconciles again
+    quiet_at = (parse_time(token.status.get("previousLastUsedAt")) or rotated_at) + grace
+    return (True, None) if quiet_at <= now else (False, quiet_at)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,13 @@ adopts that value instead of minting a second one; every reconcile of an active 
 Secret's value with the status, so such a crash is repaired even when the status already recorded
 an older value (which is then retired). A Secret of the same name that is not ours is never
 overwritten.
+
+Rotation writes the other way round, status first, so the Secret always holds a value that verifies:
+the status records the new hash with the old one as ``previousTokenHash`` (valid until
+``previousValidUntil``), then the Secret is replaced in place (resourceVersion precondition). A crash
+in between leaves the Secret on the previous value, still valid; the next reconcile sees that and
+resumes with a fresh value (the first one was never disclosed, and is overwritten in the status). A
+previous value that has ended is never adopted back from the Secret.
 """
 
 from __future__ import annotations
@@ -22,7 +29,16 @@ from ..api.models import SCOPE_CLAIMS
 from ..api.reasons import ConditionType, Phase, Reason
 from ..api.views import ApiTokenView, format_time, parse_time
 from ..decisions import conditions
-from ..decisions.tokens import Action, Decision, Health, ServiceAccountState, decide, expires_at, health
+from ..decisions.tokens import (
+    Action,
+    Decision,
+    Health,
+    ServiceAccountState,
+    decide,
+    expires_at,
+    health,
+    previous_valid,
+)
 from ..kube import Conflict, KubeError, core_path
 from ..runtime.cluster import Key
 from ..runtime.controller import Controller
@@ -46,6 +62,7 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         _account_state(ctl, token),
         ctl.state.secret((token.meta.namespace, token.secret_name)),
         now,
+        switch_grace=timedelta(seconds=ctl.settings.token_switch_grace),
     )
     match decision.action:
         case Action.NOTHING:
@@ -62,6 +79,14 @@ async def reconcile(ctl: Controller, key: Key) -> None:
             await _finish(ctl, token, decision, now)
         case Action.DELETE_SECRET:
             await _delete_secret(ctl, token)
+        case Action.ROTATE | Action.REPLACE_RETIRED:
+            await _rotate(ctl, token, decision, now)
+        case Action.END_PREVIOUS:
+            await _write_status(ctl, token, {"previousValidUntil": format_time(now),
+                                             "previousEndReason": Reason.CONSUMERS_SWITCHED.value})
+        case Action.IGNORE_ROTATE_REQUEST:
+            await _keep(ctl, token, decision, now, {"rotateRequest": token.rotate_request})
+            ctl.events.warning(KIND, token.meta, decision.reason, decision.message)
     if decision.recheck_at is not None:
         ctl.enqueue(PLURAL, key, delay=(decision.recheck_at - now).total_seconds() + 0.05)
 
@@ -105,7 +130,9 @@ def _active_status(ctl: Controller, token: ApiTokenView, status: Mapping[str, An
                    ) -> tuple[dict[str, Any], Health]:
     """Ready, Stale and ExpiringSoon of an active token whose issue fields are ``status``."""
     issued_at = parse_time(status.get("issuedAt")) or now
-    token_health = health(issued_at, parse_time(status.get("lastUsedAt")), parse_time(status.get("expiresAt")), now,
+    uses = [parse_time(status.get(field)) for field in ("lastUsedAt", "previousLastUsedAt")]  # either value
+    last_used = max((use for use in uses if use is not None), default=None)
+    token_health = health(issued_at, last_used, parse_time(status.get("expiresAt")), now,
                           stale_after=timedelta(days=ctl.settings.stale_after_days),
                           warn_before=timedelta(days=ctl.settings.expiry_warning_days))
     current = token.status.get("conditions") or []
@@ -125,8 +152,10 @@ def _active_status(ctl: Controller, token: ApiTokenView, status: Mapping[str, An
     return {"observedGeneration": token.meta.generation, "conditions": current}, token_health
 
 
-async def _keep(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime) -> None:
+async def _keep(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime,
+                extra: Mapping[str, Any] | None = None) -> None:
     desired, token_health = _active_status(ctl, token, token.status, now)
+    desired |= extra or {}
     if decision.binding is not None:  # tokens issued before bindings were recorded get theirs here
         desired |= decision.binding.status()
     before = {c["type"]: c["status"] for c in token.status.get("conditions") or []}
@@ -198,6 +227,9 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
         "secretRejectedAt": None,
         **(decision.binding.status() if decision.binding is not None else {}),
     }
+    if decision.action is Action.REISSUE and previous_valid(token, now):  # a lost Secret ends both values
+        ended = Reason.SECRET_MISMATCH if decision.reason is Reason.SECRET_MISMATCH else Reason.SECRET_LOST
+        status |= {"previousValidUntil": format_time(now), "previousEndReason": ended.value}
     status |= _active_status(ctl, token, status, now)[0]
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
     retired = token.status.get("tokenId")
@@ -213,6 +245,44 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
     else:
         ctl.events.normal(KIND, token.meta, Reason.ISSUED,
                           f"Issued token {issued.token_id} ({token.spec.scope}) into Secret {token.secret_name}")
+
+
+async def _rotate(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime) -> None:
+    """A new value into the same Secret, status first (see the module docstring): 3 writes."""
+    secret = ctl.state.secret((token.meta.namespace, token.secret_name))
+    assert secret is not None and token.spec is not None
+    issued = generate()
+    old_id = token.status.get("tokenId")
+    status: dict[str, Any] = {"tokenHash": issued.hash, "tokenId": issued.token_id,
+                              **(decision.binding.status() if decision.binding is not None else {})}
+    if token.rotate_request is not None:
+        status["rotateRequest"] = token.rotate_request
+    if decision.action is Action.ROTATE:
+        assert decision.overlap is not None
+        until = now + decision.overlap
+        status |= {"previousValidUntil": format_time(until), "rotatedAt": format_time(now)}
+        if decision.reason is not Reason.ROTATION_RESUMED:  # a resumed rotation keeps its previous value
+            old_id = token.status.get("tokenId")
+            status |= {"previousTokenHash": token.status.get("tokenHash"), "previousTokenId": old_id,
+                       "previousEndReason": Reason.OVERLAP_ENDS.value,
+                       "previousLastUsedAt": token.status.get("lastUsedAt"), "lastUsedAt": None,
+                       "rotations": int(token.status.get("rotations") or 0) + 1}
+        else:
+            old_id = token.status.get("previousTokenId")
+    status |= _active_status(ctl, token, {**token.status, **status}, now)[0]
+    await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
+    body = _secret_body(ctl, token, issued)
+    body["metadata"]["resourceVersion"] = secret.meta.resource_version  # a concurrent change: 409, try again
+    path = core_path("secrets", token.meta.namespace, token.secret_name)
+    ctl.state.remember_secret(secret.meta.key, await ctl.kube.replace(path, body))
+    if decision.action is Action.REPLACE_RETIRED:
+        ctl.events.warning(KIND, token.meta, Reason.SECRET_MISMATCH,
+                           f"Secret {token.secret_name} held token {token.status.get('previousTokenId')}, whose "
+                           f"overlap had ended: it was replaced by token {issued.token_id}")
+        return
+    ctl.events.normal(KIND, token.meta, Reason.ROTATED,
+                      f"Rotated token {old_id} to token {issued.token_id} in Secret {token.secret_name} "
+                      f"({decision.reason.value}); token {old_id} verifies until {status['previousValidUntil']}")
 
 
 async def _secret_rejected(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime,
