@@ -18,6 +18,7 @@ class UserRow:
     created: str
     active_tokens: int | None
     last_used: str | None
+    revoked_tokens: int | None = None  # kept OrgApiTokens revoked (spec.revoked, a lock...): the audit record
 
 
 def build_rows(
@@ -27,15 +28,18 @@ def build_rows(
 ) -> list[UserRow]:
     """Rows sorted by creation, as the page lists them; token figures come from the tokens' status."""
     active: dict[str, int] = {}
+    revoked: dict[str, int] = {}
     last_used: dict[str, str] = {}
     for token in tokens:
         account = token.get("spec", {}).get("serviceAccountName", "")
         status = token.get("status") or {}
         if status.get("phase") == Phase.ACTIVE:
             active[account] = active.get(account, 0) + 1
-        used = status.get("lastUsedAt")
-        if used and used > last_used.get(account, ""):
-            last_used[account] = used
+        elif status.get("phase") == Phase.REVOKED:
+            revoked[account] = revoked.get(account, 0) + 1
+        for used in (status.get("lastUsedAt"), status.get("previousLastUsedAt")):  # either value of a rotation
+            if used and used > last_used.get(account, ""):
+                last_used[account] = used
     rows = [
         UserRow(
             name=body["metadata"]["name"],
@@ -45,6 +49,7 @@ def build_rows(
             created=body["metadata"].get("creationTimestamp", ""),
             active_tokens=active.get(body["metadata"]["name"], 0),
             last_used=last_used.get(body["metadata"]["name"]),
+            revoked_tokens=revoked.get(body["metadata"]["name"], 0),
         )
         for body in service_accounts
     ]
@@ -64,10 +69,11 @@ def build_rows(
 
 
 def render_table(rows: list[UserRow]) -> str:
-    header = ("NAME", "TYPE", "EMAIL", "STATUS", "CREATED", "ACTIVE TOKENS", "LAST USED")
+    header = ("NAME", "TYPE", "EMAIL", "STATUS", "CREATED", "ACTIVE TOKENS", "REVOKED TOKENS", "LAST USED")
     lines = [header] + [
         (r.name, r.type, r.email, str(r.status), r.created,
-         "-" if r.active_tokens is None else str(r.active_tokens), r.last_used or "-")
+         "-" if r.active_tokens is None else str(r.active_tokens),
+         "-" if r.revoked_tokens is None else str(r.revoked_tokens), r.last_used or "-")
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

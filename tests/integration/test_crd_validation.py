@@ -155,3 +155,30 @@ def test_managed_user_email_fits_the_authentik_username(cluster: Cluster) -> Non
     assert cluster.create("OrgManagedUser", "jane", {"email": long[1:], "firstName": "J", "lastName": "D"}
                           ).status_code == 201
     assert cluster.create("OrgServiceAccount", "bot", {"email": long}).status_code == 201
+
+
+def test_rotation_is_validated_with_clear_messages(cluster: Cluster) -> None:
+    for rotation, expiry, words in (
+        ({"every": "30 days"}, "Never", "should match"),
+        ({"every": "1.5h"}, "Never", "should match"),
+        ({"every": "30s"}, "Never", "rotation.every must be at least 1m"),
+        ({"every": "7d", "overlap": "5s"}, "Never", "rotation.overlap must be at least 10s"),
+        ({"every": "1h", "overlap": "1h"}, "Never", "rotation.overlap must be shorter than rotation.every"),
+        ({"every": "1d", "overlap": "25h"}, "Never", "rotation.overlap must be shorter than rotation.every"),
+        ({"every": "30d"}, "30d", "rotation.every must be shorter than the token's expiry"),
+        ({"every": "91d"}, "90d", "rotation.every must be shorter than the token's expiry"),
+        ({"overlap": "1h"}, "Never", "spec.rotation.every"),
+    ):
+        response = cluster.create("OrgApiToken", "t", {"serviceAccountName": "bot", "expiry": expiry,
+                                                       "rotation": rotation})
+        assert response.status_code == 422, (rotation, expiry, response.text)
+        assert words in response.text, (rotation, response.text)
+
+
+def test_rotation_defaults_and_may_be_changed(cluster: Cluster) -> None:
+    token = cluster.token("t", "bot", expiry="1y", rotation={"every": "30d"})
+    assert token["spec"]["rotation"] == {"every": "30d", "overlap": "24h"}
+    assert token["spec"]["revoked"] is False
+    for change in ({"every": "7d", "overlap": "1h"}, None):
+        assert cluster.patch(constants.API_TOKENS, "t", {"spec": {"rotation": change}}).status_code == 200
+    assert cluster.token("forever", "bot", expiry="Never", rotation={"every": "999999d", "overlap": "10s"})

@@ -103,6 +103,10 @@ def session(cluster: Cluster, authentik: Any, verifier_url: str) -> None:
     wait_for(lambda: cluster.status(constants.API_TOKENS, "used").get("lastUsedAt"))
     cluster.delete("secrets", "lost", core=True)
     wait_for(lambda: cluster.secret("lost"))
+    cluster.token("rotating", "bot", rotation={"every": "30d"})  # a rotation replaces the Secret's value
+    wait_for(lambda: cluster.status(constants.API_TOKENS, "rotating").get("phase") == "Active")
+    cluster.patch(constants.API_TOKENS, "rotating", {"metadata": {"annotations": {constants.ROTATE_ANNOTATION: "1"}}})
+    wait_for(lambda: cluster.status(constants.API_TOKENS, "rotating").get("rotations") == 1)
     cluster.http.patch(cluster.url(constants.API_TOKENS, "short") + "/status",
                        json={"status": {"expiresAt": "2020-01-01T00:00:00Z"}},
                        headers={"Content-Type": "application/merge-patch+json"})
@@ -158,4 +162,6 @@ def test_the_operator_never_writes_spec(evidence: Cluster) -> None:
         (constants.MANAGED_USERS, None)}  # the finalizer
     tokens = cluster.http.get(cluster.url(constants.API_TOKENS)).json()["items"]
     assert tokens and all(token["metadata"]["generation"] == 1 for token in tokens)
-    assert all(not (token["metadata"].get("annotations") or {}) for token in tokens)
+    session_set = {"rotating": {constants.ROTATE_ANNOTATION: "1"}}  # the session's own request, nothing more
+    assert all((token["metadata"].get("annotations") or {}) == session_set.get(token["metadata"]["name"], {})
+               for token in tokens)

@@ -201,7 +201,7 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
             status: dict[str, Any] = {"phase": Phase.PENDING.value,
                                       **_ready(token, now, False, Reason.SECRET_CONFLICT, message)}
             if decision.action is Action.REISSUE:  # our Secret was deleted: its value is retired regardless
-                status |= {"tokenHash": None, "tokenId": None}
+                status |= _retired(token, decision, now)
             await _write_status(ctl, token, status)
             ctl.events.warning(KIND, token.meta, Reason.SECRET_CONFLICT, message)
             return
@@ -227,9 +227,8 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
         "secretRejectedAt": None,
         **(decision.binding.status() if decision.binding is not None else {}),
     }
-    if decision.action is Action.REISSUE and previous_valid(token, now):  # a lost Secret ends both values
-        ended = Reason.SECRET_MISMATCH if decision.reason is Reason.SECRET_MISMATCH else Reason.SECRET_LOST
-        status |= {"previousValidUntil": format_time(now), "previousEndReason": ended.value}
+    if decision.action is Action.REISSUE:
+        status |= _previous_ended(token, decision, now)
     status |= _active_status(ctl, token, status, now)[0]
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
     retired = token.status.get("tokenId")
@@ -247,28 +246,40 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
                           f"Issued token {issued.token_id} ({token.spec.scope}) into Secret {token.secret_name}")
 
 
+def _previous_ended(token: ApiTokenView, decision: Decision, now: datetime) -> dict[str, Any]:
+    """A re-issue retires a rotation's previous value too, if it still verifies: the Secret held neither."""
+    if not previous_valid(token, now):
+        return {}
+    ended = Reason.SECRET_MISMATCH if decision.reason is Reason.SECRET_MISMATCH else Reason.SECRET_LOST
+    return {"previousValidUntil": format_time(now), "previousEndReason": ended.value}
+
+
+def _retired(token: ApiTokenView, decision: Decision, now: datetime) -> dict[str, Any]:
+    """Status fields of a re-issue that could not write a new value: no value of the token verifies."""
+    return {"tokenHash": None, "tokenId": None, **_previous_ended(token, decision, now)}
+
+
 async def _rotate(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime) -> None:
     """A new value into the same Secret, status first (see the module docstring): 3 writes."""
     secret = ctl.state.secret((token.meta.namespace, token.secret_name))
     assert secret is not None and token.spec is not None
     issued = generate()
-    old_id = token.status.get("tokenId")
     status: dict[str, Any] = {"tokenHash": issued.hash, "tokenId": issued.token_id,
                               **(decision.binding.status() if decision.binding is not None else {})}
     if token.rotate_request is not None:
         status["rotateRequest"] = token.rotate_request
-    if decision.action is Action.ROTATE:
-        assert decision.overlap is not None
-        until = now + decision.overlap
-        status |= {"previousValidUntil": format_time(until), "rotatedAt": format_time(now)}
-        if decision.reason is not Reason.ROTATION_RESUMED:  # a resumed rotation keeps its previous value
-            old_id = token.status.get("tokenId")
+    if decision.reason is Reason.ROTATION_RESUMED:  # same rotation: its previous value, a new overlap from now
+        old_id = token.status.get("previousTokenId")
+    else:
+        old_id = token.status.get("tokenId")
+        if decision.action is Action.ROTATE:
             status |= {"previousTokenHash": token.status.get("tokenHash"), "previousTokenId": old_id,
                        "previousEndReason": Reason.OVERLAP_ENDS.value,
                        "previousLastUsedAt": token.status.get("lastUsedAt"), "lastUsedAt": None,
                        "rotations": int(token.status.get("rotations") or 0) + 1}
-        else:
-            old_id = token.status.get("previousTokenId")
+    if decision.action is Action.ROTATE:
+        assert decision.overlap is not None
+        status |= {"previousValidUntil": format_time(now + decision.overlap), "rotatedAt": format_time(now)}
     status |= _active_status(ctl, token, {**token.status, **status}, now)[0]
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
     body = _secret_body(ctl, token, issued)
@@ -295,7 +306,7 @@ async def _secret_rejected(ctl: Controller, token: ApiTokenView, decision: Decis
     status: dict[str, Any] = {"phase": Phase.FAILED.value, "secretRejectedAt": format_time(now),
                               **_ready(token, now, False, Reason.SECRET_REJECTED, message)}
     if decision.action is Action.REISSUE:  # our Secret was deleted: its value is retired regardless
-        status |= {"tokenHash": None, "tokenId": None}
+        status |= _retired(token, decision, now)
     await _write_status(ctl, token, status)
     if (previous.get("reason"), previous.get("message")) != (Reason.SECRET_REJECTED, message):
         ctl.events.warning(KIND, token.meta, Reason.SECRET_REJECTED, message)

@@ -244,7 +244,9 @@ class ClusterState:
         if written is None:
             return cached
         when, expected = written
-        caught_up = (cached.meta.uid if cached else None) == (expected.meta.uid if expected else None)
+        caught_up = (cached.meta.uid if cached else None) == (expected.meta.uid if expected else None) and not (
+            cached is not None and expected is not None  # a rotation replaces the value in the same Secret
+            and _newer(expected.meta.resource_version, cached.meta.resource_version))
         if caught_up or time.monotonic() - when > WATCH_LAG_LIMIT:
             del self._secrets_written[key]
             return cached
