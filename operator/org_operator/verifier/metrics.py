@@ -62,7 +62,7 @@ class Metrics:
         self._latency = {endpoint: Latency() for endpoint in ENDPOINTS}
         self.last_used_writes = Counter(
             "org_operator_verifier_last_used_writes",
-            "lastUsedAt writes by result: written, not_newer, gone, conflict, error.",
+            "lastUsedAt and previousLastUsedAt writes by result: written, not_newer, gone, conflict, error.",
             ["result"],
             registry=self.registry,
         )
