@@ -59,6 +59,7 @@ class Store(Protocol):
 
 _Raw = tuple[Any, ...]
 """A view as stored: an exact tuple, so that the garbage collector can untrack it."""
+_VALUE = TokenView._fields.index("value")
 
 
 class TokenStore:
@@ -105,7 +106,7 @@ class TokenStore:
         """Index one value. An update or a re-list keeps its ledger slot; a value that becomes the
         previous one gets a new slot, so that its uses as the previous value are counted apart."""
         known = self._views.get(view.digest)
-        if known is not None and (known[-1] == PREVIOUS) == view.previous:
+        if known is not None and (known[_VALUE] == PREVIOUS) == view.previous:
             _, _, _, _, slot = self._credentials[view.digest]
         else:
             labels = (view.namespace, view.account, view.read_write)
