@@ -41,9 +41,14 @@ def rotated(
     return token_body(current.hash, previous_hash=previous.hash, previous_valid_until=valid_until, **fields)  # type: ignore[arg-type]
 
 
+def clock() -> float:
+    """The index's idea of now when it stores a token (the decisions take theirs as an argument)."""
+    return T0
+
+
 @pytest.fixture
 def index() -> TokenIndex:
-    index = TokenIndex()
+    index = TokenIndex(clock=clock)
     index.accounts.apply(account_body())
     return index
 
@@ -68,8 +73,21 @@ def test_previous_value_ends_at_expires_at_when_that_comes_first(index: TokenInd
 def test_previous_value_without_a_readable_end_is_refused(index: TokenIndex, valid_until: object) -> None:
     old, new = tokens.generate(), tokens.generate()
     index.tokens.apply(rotated(new, old, valid_until))
-    assert decision(index, old, T0) == Outcome.EXPIRED, "fail closed"
+    assert decision(index, old, T0) == Outcome.UNKNOWN, "fail closed: taken as ended, so not even indexed"
     assert decision(index, new, T0) == OK
+
+
+def test_a_previous_value_ended_when_stored_is_left_out(index: TokenIndex) -> None:
+    """It can never verify again; until the next rotation it would only cost memory."""
+    old, new = tokens.generate(), tokens.generate()
+    index.tokens.apply(rotated(new, old, T0 + 60))
+    index.tokens.apply(rotated(new, old, T0, resource_version="2"))  # ended early, at T0
+    assert index.tokens.credential(digest(old)) is None and index.tokens.get(digest(old)) is None
+    assert decision(index, new, T0) == OK
+    later = TokenIndex(clock=lambda: T0 + 61)  # a re-list after the overlap: never indexed
+    later.accounts.apply(account_body())
+    later.tokens.apply(rotated(new, old, T0 + 60))
+    assert later.tokens.credential(digest(old)) is None and decision(later, new, T0 + 61) == OK
 
 
 @pytest.mark.parametrize(
@@ -85,7 +103,7 @@ def test_previous_value_without_a_readable_end_is_refused(index: TokenIndex, val
 def test_whatever_refuses_the_current_value_refuses_the_previous_one(
     fields: dict[str, object], refusal: str
 ) -> None:
-    index = TokenIndex()
+    index = TokenIndex(clock=clock)
     index.accounts.apply(account_body(lock_epoch=1))
     old, new = tokens.generate(), tokens.generate()
     index.tokens.apply(rotated(new, old, T0 + 60, **fields))
@@ -220,7 +238,7 @@ def test_rotated_views_stay_invisible_to_the_garbage_collector() -> None:
     bodies = [
         token_body(new, f"client-{n}", previous_hash=old, previous_valid_until=T0) for n, (old, new) in enumerate(pairs)
     ]
-    index = TokenIndex()
+    index = TokenIndex(clock=clock)
     gc.collect()
     before = len(gc.get_objects())
     for body in bodies:
@@ -251,7 +269,7 @@ def use(store: TokenStore, issued: tokens.IssuedToken, when: float) -> None:
 
 
 async def test_each_value_writes_its_own_field(kube: FakeKube) -> None:
-    store = TokenStore()
+    store = TokenStore(clock=clock)
     old, new = tokens.generate(), tokens.generate()
     store.apply(rotated(new, old, resource_version="7"))
     use(store, old, T0 + 1)
@@ -267,7 +285,7 @@ async def test_each_value_writes_its_own_field(kube: FakeKube) -> None:
 async def test_a_use_before_the_rotation_is_written_as_the_previous_values(kube: FakeKube) -> None:
     """Used as current, rotated before the window ends: the use is the previous value's now, and one
     write carries the later of its uses."""
-    store = TokenStore()
+    store = TokenStore(clock=clock)
     old, new = tokens.generate(), tokens.generate()
     store.apply(token_body(old.hash, resource_version="7"))
     use(store, old, T0 + 1)
@@ -282,7 +300,7 @@ async def test_a_use_before_the_rotation_is_written_as_the_previous_values(kube:
 async def test_a_rotation_the_verifier_has_not_seen_makes_the_write_conflict_and_retry(kube: FakeKube) -> None:
     """The API server has the rotation, the index not yet: the precondition refuses the stale write
     to lastUsedAt (409) and the next window writes the use where it now belongs."""
-    store = TokenStore()
+    store = TokenStore(clock=clock)
     old, new = tokens.generate(), tokens.generate()
     store.apply(token_body(old.hash, resource_version="7"))
     use(store, old, T0 + 1)
@@ -298,7 +316,7 @@ async def test_a_rotation_the_verifier_has_not_seen_makes_the_write_conflict_and
 
 
 async def test_not_newer_is_judged_per_field(kube: FakeKube) -> None:
-    store = TokenStore()
+    store = TokenStore(clock=clock)
     old, new = tokens.generate(), tokens.generate()
     store.apply(rotated(new, old, last_used_at=T0 + 100, previous_last_used_at=T0 + 5))
     use(store, old, T0 + 10)

@@ -15,10 +15,14 @@ A rotated token is kept under both its digests while its status names a previous
 value's credential is the current one's with its own end (``views.parse_previous``), so a request
 finds either the same way and pays nothing more. An update stores both before it drops what the
 object no longer names, so the value a rotation moves from current to previous never goes missing.
+A previous value already ended when its object is stored is left out: it can never verify again, and
+a token spends most of its life between an overlap's end and the next rotation, where keeping it
+would nearly double the token's memory.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -65,8 +69,9 @@ _VALUE = TokenView._fields.index("value")
 class TokenStore:
     """Tokens by raw SHA-256 digest: the credential every request reads, and the whole view apart."""
 
-    def __init__(self, ledger: Ledger | None = None) -> None:
+    def __init__(self, ledger: Ledger | None = None, clock: Callable[[], float] = time.time) -> None:
         self.ledger = ledger or Ledger()
+        self._clock = clock
         self._credentials: dict[bytes, Credential] = {}
         self._views: dict[bytes, _Raw] = {}
         self._digests: dict[ObjectKey, bytes] = {}  # so an update or delete finds the old digest
@@ -88,6 +93,8 @@ class TokenStore:
             self.remove(key)
             return key
         previous = parse_previous(body, view)
+        if previous is not None and previous.expires_at is not None and previous.expires_at <= self._clock():
+            previous = None  # ended: refused as unknown from now on
         stale = (self._digests.get(key), self._previous.get(key))
         kept = (view.digest, None if previous is None else previous.digest)
         self._store(view)
@@ -205,6 +212,6 @@ class AccountStore:
 class TokenIndex:
     """Both stores, fed by the watches and read by every request."""
 
-    def __init__(self, ledger: Ledger | None = None) -> None:
-        self.tokens = TokenStore(ledger)
+    def __init__(self, ledger: Ledger | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.tokens = TokenStore(ledger, clock)
         self.accounts = AccountStore()
