@@ -26,7 +26,7 @@ effect once the verifier's watch delivers it: such an end counts from when this 
 it plus PROPAGATION_SECONDS (the revocation target, ``bench/verifier_revocation.py``); acceptances
 between the two are reported apart.
 
-Usage: python bench/rotation.py [--tokens 100] [--rounds 3] [--overlap 30] [--interval 0.5]
+Usage: python bench/rotation.py [--tokens 100] [--rounds 3] [--overlap 30] [--interval 0.5] [--grace 5]
 The last output line is one JSON object with the figures.
 """
 
@@ -58,8 +58,9 @@ BENCH_USER_AGENT = "rotation-bench"
 TOKENS_PER_ACCOUNT = 10
 LAST_USED_WINDOW_SECONDS = 1.0
 SWITCH_GRACE_SECONDS = 5.0
-"""The operator's early end: a previous value unused this long, once the new one is used, ends then.
-Above the verifier's last-use window, as docs/workflows.md asks."""
+"""The operator's early end (``--grace``): a previous value unused this long, once the new one is used,
+ends then. Above the verifier's last-use window, as docs/workflows.md asks; a grace longer than the
+overlap makes every previous value end at its scheduled ``previousValidUntil`` instead."""
 SWITCH_WITHIN = 0.8
 """Consumers re-read their Secret within this fraction of the overlap (the rest is margin for the
 scheduling of 100 tasks on a shared machine)."""
@@ -272,6 +273,12 @@ async def scenario(url: str, verifier_url: str, args: argparse.Namespace) -> dic
             return all(found.get(name, {}).get("phase") == "Active" for name in names)
 
         await until(issued, "every token issued")
+
+        async def counted() -> bool:  # the service accounts' counts, written a moment after the burst
+            items = (await kube.list(f"{ORG}/{constants.SERVICE_ACCOUNTS}"))["items"]
+            return sum((item.get("status") or {}).get("activeTokens", 0) for item in items) == len(names)
+
+        await until(counted, "the service accounts' token counts written")
         consumers = [Consumer(name, await read_secret(kube, name)) for name in names]
         stop = asyncio.Event()
         seen: dict[tuple[str, str], float] = {}
@@ -317,6 +324,7 @@ async def scenario(url: str, verifier_url: str, args: argparse.Namespace) -> dic
         "tokens": len(names),
         "rounds": args.rounds,
         "overlap_seconds": args.overlap,
+        "grace_seconds": args.grace,
         "rotations": rotations,
         "rotating_seconds": round(rotating_seconds, 1),
         "consumer_requests": consumer_requests,
@@ -342,7 +350,7 @@ async def scenario(url: str, verifier_url: str, args: argparse.Namespace) -> dic
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    settings = OperatorSettings(token_switch_grace=SWITCH_GRACE_SECONDS)
+    settings = OperatorSettings(token_switch_grace=args.grace)
     async with emulated_cluster() as url, running_operator(settings):
         with verifier(url, **{LAST_USED_WINDOW_ENV: str(LAST_USED_WINDOW_SECONDS)}) as running:
             return await scenario(url, running.url, args)
@@ -354,5 +362,6 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--overlap", type=int, default=30, help="spec.rotation.overlap in seconds (>= 10)")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between a consumer's requests")
+    parser.add_argument("--grace", type=float, default=SWITCH_GRACE_SECONDS, help="the operator's token_switch_grace")
     logging.basicConfig(level=logging.WARNING)
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
