@@ -34,6 +34,7 @@ def issue(cluster: Cluster, name: str = "ci", **spec: object) -> dict[str, objec
     cluster.service_account("bot")
     cluster.token(name, "bot", rotation=ROTATION, **spec)
     wait_for(lambda: cluster.status(TOKENS, name).get("phase") == "Active")
+    wait_for(lambda: cluster.status(constants.SERVICE_ACCOUNTS, "bot").get("activeTokens") == 1)  # counts written
     return cluster.status(TOKENS, name)
 
 
@@ -77,6 +78,20 @@ def test_rotation_by_annotation_writes_a_new_value_into_the_same_secret(
     assert old_plaintext not in str(event) and cluster.secret_token("ci") not in str(event)  # ids only
     settled(operator, cluster, "ci")
     assert cluster.status(TOKENS, "ci")["rotations"] == 1  # handled once per annotation value
+
+
+def test_a_rotate_annotation_present_at_issue_asks_for_nothing(cluster: Cluster, operator: Controller) -> None:
+    """As committed in Git from the start: only a later, different value rotates."""
+    cluster.service_account("bot")
+    created = cluster.create("OrgApiToken", "ci", {"serviceAccountName": "bot", "rotation": ROTATION},
+                             annotations={constants.ROTATE_ANNOTATION: "initial"})
+    assert created.status_code == 201, created.text
+    wait_for(lambda: cluster.status(TOKENS, "ci").get("rotateRequest") == "initial")
+    settled(operator, cluster, "ci")
+    assert "rotations" not in cluster.status(TOKENS, "ci")
+    assert rotated_events(cluster, "ci") == []
+    request_rotation(cluster, "ci", "later")
+    wait_for(lambda: cluster.status(TOKENS, "ci").get("rotations") == 1)
 
 
 def test_a_rotation_takes_three_writes(cluster: Cluster, operator: Controller) -> None:
@@ -192,6 +207,6 @@ def test_previous_value_ends_early_once_consumers_switched(cluster: Cluster, sta
         status = cluster.status(TOKENS, "ci")
         assert parse_time(status["previousValidUntil"]) < parse_time(rotated["previousValidUntil"])  # type: ignore[operator]
         settled(controller, cluster, "ci")
-    writes = [r for r in cluster.api.log.records  # (the account's lastUsedAt follows the use, not the early end)
-              if r.is_write and r.user_agent.startswith(USER_AGENT) and r.resource in (TOKENS, "secrets", "events")]
+    writes = [r for r in cluster.api.log.records
+              if r.is_write and r.user_agent.startswith(USER_AGENT) and r.resource != "leases"]
     assert [(r.method, r.rbac_resource) for r in writes] == [("PATCH", "orgapitokens/status")]

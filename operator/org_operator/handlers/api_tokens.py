@@ -227,6 +227,8 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
         "secretRejectedAt": None,
         **(decision.binding.status() if decision.binding is not None else {}),
     }
+    if token.rotate_request is not None:  # a value there at issue asks for nothing: the value is new anyway
+        status["rotateRequest"] = token.rotate_request
     if decision.action is Action.REISSUE:
         status |= _previous_ended(token, decision, now)
     status |= _active_status(ctl, token, status, now)[0]
