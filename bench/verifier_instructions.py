@@ -19,9 +19,11 @@ throughput bench.
 
 With ``--bound`` each token records the uid and lock epoch of its service account (issue 15's
 ``serviceAccountUid`` / ``serviceAccountEpoch``), as the operator writes them; without, neither.
+With ``--rotated`` each token has been rotated (its status names a previous value, valid for an hour)
+and the requests present its current and its previous value in turn (issue 14).
 
 Needs valgrind (``apt-get install valgrind``). Usage:
-    python bench/verifier_instructions.py [--tokens 10] [--calls 20000] [--bound]
+    python bench/verifier_instructions.py [--tokens 10] [--calls 20000] [--bound] [--rotated]
 The last output line is one JSON object with the figures.
 """
 
@@ -34,6 +36,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -57,8 +60,9 @@ async def hello(request: web.Request) -> web.Response:
     return web.Response(text="hello")
 
 
-def auth_handler(count: int, bound: bool = False) -> tuple[Handler, list[web.Request]]:
-    """The product's /auth handler over ``count`` indexed tokens, and one request per token."""
+def auth_handler(count: int, bound: bool = False, rotated: bool = False) -> tuple[Handler, list[web.Request]]:
+    """The product's /auth handler over ``count`` indexed tokens, and one request per token (two per
+    token if ``rotated``: its current value and its previous one)."""
     index = TokenIndex()
     requests = []
     for number in range(count):
@@ -74,6 +78,11 @@ def auth_handler(count: int, bound: bool = False) -> tuple[Handler, list[web.Req
         token["status"] = {"phase": "Active", "tokenHash": issued.hash, "tokenId": issued.token_id}
         if bound:
             token["status"] |= {"serviceAccountUid": uid, "serviceAccountEpoch": 1}
+        if rotated:
+            previous = tokens.generate()
+            valid_until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+            token["status"] |= {"previousTokenHash": previous.hash, "previousValidUntil": valid_until}
+            requests.append(_request(previous.plaintext))
         index.tokens.apply(token)
         requests.append(_request(issued.plaintext))
     freshness = Freshness((), stale_after=1.0)
@@ -101,8 +110,8 @@ def call(handler: Handler, request: web.Request) -> web.StreamResponse:
     raise RuntimeError("the handler waited")
 
 
-def child(kind: str, count: int, calls: int, bound: bool) -> None:
-    handler, requests = auth_handler(count, bound)
+def child(kind: str, count: int, calls: int, bound: bool, rotated: bool) -> None:
+    handler, requests = auth_handler(count, bound, rotated)
     if kind == "hello":
         handler = hello
     for request in requests:  # every token once, so each is in its steady state
@@ -111,7 +120,7 @@ def child(kind: str, count: int, calls: int, bound: bool) -> None:
         call(handler, requests[number % len(requests)])
 
 
-def instructions(kind: str, count: int, calls: int, bound: bool = False) -> int:
+def instructions(kind: str, count: int, calls: int, bound: bool = False, rotated: bool = False) -> int:
     """Instructions the child executes for ``calls`` calls, beyond what it executes for none."""
     totals = []
     for measured in (calls, 0):
@@ -129,6 +138,7 @@ def instructions(kind: str, count: int, calls: int, bound: bool = False) -> int:
                 "--calls",
                 str(measured),
                 *(["--bound"] if bound else []),
+                *(["--rotated"] if rotated else []),
             ],
             capture_output=True,
             text=True,
@@ -147,21 +157,26 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=10)
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--bound", action="store_true", help="tokens record their account's uid and epoch")
+    parser.add_argument(
+        "--rotated", action="store_true", help="tokens were rotated; requests present current and previous values"
+    )
     parser.add_argument("--child", choices=("hello", "auth"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.tokens, args.calls, args.bound)
+        child(args.child, args.tokens, args.calls, args.bound, args.rotated)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind")
     per_call = {
-        kind: instructions(kind, args.tokens, args.calls, args.bound) / args.calls for kind in ("hello", "auth")
+        kind: instructions(kind, args.tokens, args.calls, args.bound, args.rotated) / args.calls
+        for kind in ("hello", "auth")
     }
     figures = {
         "bench": "verifier_instructions",
         "tokens": args.tokens,
         "calls": args.calls,
         "bound": args.bound,
+        "rotated": args.rotated,
         "hello_instructions_per_call": round(per_call["hello"]),
         "auth_instructions_per_call": round(per_call["auth"]),
         "auth_extra_instructions_per_call": round(per_call["auth"] - per_call["hello"]),

@@ -31,8 +31,13 @@ def token_body(
     deleting: bool = False,
     account_uid: Any = None,
     account_epoch: Any = None,
+    previous_hash: str | None = None,
+    previous_valid_until: Any = None,
+    previous_last_used_at: float | None = None,
 ) -> dict[str, Any]:
-    """An OrgApiToken whose status the operator has written; the binding fields only if given."""
+    """An OrgApiToken whose status the operator has written; the binding fields only if given, and the
+    previous value's fields (a rotated token) only if ``previous_hash`` is (``previous_valid_until``
+    as epoch seconds, or as written if a string)."""
     metadata: dict[str, Any] = {"namespace": namespace, "name": name, "resourceVersion": resource_version}
     if deleting:
         metadata["deletionTimestamp"] = "2024-01-01T00:00:00Z"
@@ -43,6 +48,14 @@ def token_body(
     for field, bound in (("serviceAccountUid", account_uid), ("serviceAccountEpoch", account_epoch)):
         if bound is not None:
             status[field] = bound
+    if previous_hash is not None:
+        status |= {"previousTokenHash": previous_hash, "previousTokenId": previous_hash[:12]}
+        if isinstance(previous_valid_until, (int, float)):
+            previous_valid_until = rfc3339(previous_valid_until)
+        if previous_valid_until is not None:
+            status["previousValidUntil"] = previous_valid_until
+        if previous_last_used_at is not None:
+            status["previousLastUsedAt"] = rfc3339(previous_last_used_at)
     return {
         "apiVersion": "org.alien.club/v1alpha1",
         "kind": "OrgApiToken",

@@ -74,7 +74,9 @@ def _identity_headers(account_key: AccountKey, email: str, read_write: bool) -> 
 
 
 def introspection(token: TokenView, account: AccountEntry) -> dict[str, Any]:
-    """The RFC 7662 answer for an active token."""
+    """The RFC 7662 answer for an active token; for a rotated one, ``rotation`` says which of its values
+    was presented ("current" or "previous": a consumer still on the previous one must re-read its
+    Secret before ``exp``), and ``iat`` is when the current value was made."""
     _, email, _ = account
     answer: dict[str, Any] = {
         "active": True,
@@ -89,6 +91,8 @@ def introspection(token: TokenView, account: AccountEntry) -> dict[str, Any]:
         answer["exp"] = int(token.expires_at)
     if token.issued_at is not None:
         answer["iat"] = int(token.issued_at)
+    if token.value:
+        answer["rotation"] = token.value
     return answer
 
 

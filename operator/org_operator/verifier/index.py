@@ -10,10 +10,19 @@ atomic values (not subclasses), so a full collection does not walk 100,000 views
 object per token it paused the verifier for ~100 ms. A token is kept twice: its ``Credential``, all a
 request reads and decided in advance as far as its status allows, and its whole view, for the readers
 off the request path.
+
+A rotated token is kept under both its digests while its status names a previous value: the previous
+value's credential is the current one's with its own end (``views.parse_previous``), so a request
+finds either the same way and pays nothing more. An update stores both before it drops what the
+object no longer names, so the value a rotation moves from current to previous never goes missing.
+A previous value already ended when its object is stored is left out: it can never verify again, and
+a token spends most of its life between an overlap's end and the next rotation, where keeping it
+would nearly double the token's memory.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -21,6 +30,7 @@ from .decisions import account_refusal, binding_refusal, token_refusal
 from .ledger import Ledger
 from .views import (
     NEVER,
+    PREVIOUS,
     AccountEntry,
     AccountKey,
     AccountView,
@@ -32,6 +42,7 @@ from .views import (
     object_key,
     object_uid,
     parse_account,
+    parse_previous,
     parse_token,
 )
 
@@ -52,16 +63,19 @@ class Store(Protocol):
 
 _Raw = tuple[Any, ...]
 """A view as stored: an exact tuple, so that the garbage collector can untrack it."""
+_VALUE = TokenView._fields.index("value")
 
 
 class TokenStore:
     """Tokens by raw SHA-256 digest: the credential every request reads, and the whole view apart."""
 
-    def __init__(self, ledger: Ledger | None = None) -> None:
+    def __init__(self, ledger: Ledger | None = None, clock: Callable[[], float] = time.time) -> None:
         self.ledger = ledger or Ledger()
+        self._clock = clock
         self._credentials: dict[bytes, Credential] = {}
         self._views: dict[bytes, _Raw] = {}
         self._digests: dict[ObjectKey, bytes] = {}  # so an update or delete finds the old digest
+        self._previous: dict[ObjectKey, bytes] = {}  # the same for previous values (rotated tokens only)
         self._account_keys: dict[AccountKey, AccountKey] = {}  # one key tuple per account, for all its tokens
         self.credential: Callable[[bytes], Credential | None] = self._credentials.get
         """The credential of a digest, or None: the dict's own ``get``, so a request runs no Python
@@ -78,23 +92,39 @@ class TokenStore:
         if view is None:
             self.remove(key)
             return key
-        previous = self._digests.get(key)
-        if previous is not None and previous != view.digest:
-            self._drop(key, previous)
-        known = self._credentials.get(view.digest)  # an update or a re-list keeps the token's slot
-        if known is None:
-            slot = self.ledger.open(view.digest, (view.namespace, view.account, view.read_write))
+        previous = parse_previous(body, view)
+        if previous is not None and previous.expires_at is not None and previous.expires_at <= self._clock():
+            previous = None  # ended: refused as unknown from now on
+        stale = (self._digests.get(key), self._previous.get(key))
+        kept = (view.digest, None if previous is None else previous.digest)
+        self._store(view)
+        if previous is None:
+            self._previous.pop(key, None)
         else:
-            _, _, _, _, slot = known
+            self._store(previous)
+            self._previous[key] = previous.digest
         self._digests[key] = view.digest
-        self._credentials[view.digest] = self._credential(view, slot)
-        self._views[view.digest] = tuple(view)
+        for digest in stale:
+            if digest is not None and digest not in kept:
+                self._drop(key, digest)
         return key
 
+    def _store(self, view: TokenView) -> None:
+        """Index one value. An update or a re-list keeps its ledger slot; a value that becomes the
+        previous one gets a new slot, so that its uses as the previous value are counted apart."""
+        known = self._views.get(view.digest)
+        if known is not None and (known[_VALUE] == PREVIOUS) == view.previous:
+            _, _, _, _, slot = self._credentials[view.digest]
+        else:
+            labels = (view.namespace, view.account, view.read_write)
+            slot = self.ledger.open(view.digest, labels, previous=view.previous)
+        self._credentials[view.digest] = self._credential(view, slot)
+        self._views[view.digest] = tuple(view)
+
     def remove(self, key: ObjectKey) -> None:
-        previous = self._digests.pop(key, None)
-        if previous is not None:
-            self._drop(key, previous)
+        for digest in (self._digests.pop(key, None), self._previous.pop(key, None)):
+            if digest is not None:
+                self._drop(key, digest)
 
     def delete(self, body: Mapping[str, Any]) -> None:
         """A DELETED event: forget the object only if the stored token is that object's.
@@ -103,7 +133,7 @@ class TokenStore:
         changes only through events the watch delivers in order, and a recreated object never gets
         its predecessor's value (the operator adopts only a Secret owned by the same uid). So a
         stored hash that differs from the deleted body's, or a deleted body without one, is a newer
-        object's.
+        object's. The current hash decides for both values: the previous one goes with its object.
         """
         key = object_key(body)
         view = parse_token(body)
@@ -182,6 +212,6 @@ class AccountStore:
 class TokenIndex:
     """Both stores, fed by the watches and read by every request."""
 
-    def __init__(self, ledger: Ledger | None = None) -> None:
-        self.tokens = TokenStore(ledger)
+    def __init__(self, ledger: Ledger | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.tokens = TokenStore(ledger, clock)
         self.accounts = AccountStore()

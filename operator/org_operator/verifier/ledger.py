@@ -9,6 +9,10 @@ table probes and a new float kept alive per token, scattered over the heap.)
 
 Counts are exact up to 2**53 requests per token. Slots are never reused: the counts of a deleted
 token stay exported, as a Prometheus counter must, until the process restarts.
+
+A rotation's previous value gets a slot of its own when it becomes the previous one, marked so: its
+uses from then on are counted (and written back) as the previous value's, and the request path
+needs no test to tell them apart, since each value's credential carries its own slot.
 """
 
 from __future__ import annotations
@@ -35,13 +39,16 @@ class Ledger:
         self._digests: list[bytes] = []
         self._labels: list[TokenLabels] = []
         self._shared_labels: dict[TokenLabels, TokenLabels] = {}  # one tuple per account and scope
+        self._previous = bytearray()  # 1 for a slot of a previous value
         self._pending: list[int] = []
 
-    def open(self, digest: bytes, labels: TokenLabels) -> int:
-        """A new slot for a token's hash (the index asks once per hash, and keeps it with the token)."""
+    def open(self, digest: bytes, labels: TokenLabels, *, previous: bool = False) -> int:
+        """A new slot for a token's hash (the index asks once per hash and role, and keeps it with the
+        token); ``previous`` for a rotated token's previous value."""
         slot = len(self._digests)
         self._digests.append(digest)
         self._labels.append(self._shared_labels.setdefault(labels, labels))
+        self._previous.append(previous)
         self._cells.extend((0.0,) * _STRIDE)
         return slot
 
@@ -76,7 +83,7 @@ class Ledger:
 
     def snapshot(self) -> LedgerSnapshot:
         """A copy to read off the event loop (a scrape renders it in a worker thread)."""
-        return LedgerSnapshot(array("d", self._cells), list(self._digests), list(self._labels))
+        return LedgerSnapshot(array("d", self._cells), list(self._digests), list(self._labels), bytes(self._previous))
 
     def __len__(self) -> int:
         return len(self._digests)
@@ -85,20 +92,24 @@ class Ledger:
 class LedgerSnapshot:
     """The ledger's counts at one moment."""
 
-    def __init__(self, cells: array[float], digests: list[bytes], labels: list[TokenLabels]) -> None:
+    def __init__(
+        self, cells: array[float], digests: list[bytes], labels: list[TokenLabels], previous: bytes
+    ) -> None:
         self._cells = cells
         self._digests = digests
         self._labels = labels
+        self._previous = previous
 
-    def accepted(self, endpoint: int) -> list[tuple[bytes, TokenLabels, int]]:
-        """(digest, labels, accepted requests) of every token with at least one at ``endpoint``.
+    def accepted(self, endpoint: int, *, previous_only: bool = False) -> list[tuple[bytes, TokenLabels, int]]:
+        """(digest, labels, accepted requests) of every token with at least one at ``endpoint``; with
+        ``previous_only``, only the requests that presented it as a rotated token's previous value.
 
-        A hash dropped from the index and seen again gets a second slot; its counts are added up, so
-        that its series is exported once.
+        A hash dropped from the index and seen again, or moved from current to previous, gets another
+        slot; its counts are added up, so that its series is exported once.
         """
         totals: dict[bytes, tuple[TokenLabels, int]] = {}
         for slot, count in enumerate(self._cells[endpoint::_STRIDE]):
-            if count:
+            if count and (not previous_only or self._previous[slot]):
                 digest = self._digests[slot]
                 labels, earlier = totals.get(digest, (self._labels[slot], 0))
                 totals[digest] = (labels, earlier + int(count))

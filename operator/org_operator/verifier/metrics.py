@@ -4,7 +4,9 @@ The request counter is labelled by token, so it has as many series as there are 
 prometheus-client labelled Counter and Histogram take a lock and build label tuples on every call;
 here the hot path writes plain numbers. Accepted requests are counted in the ledger, with the
 token's last use; refusals (rarer) in a dict per endpoint and result, keyed by the token's digest;
-latency is one bucket increment. The token id is derived from the digest when scraped. Only the
+latency is one bucket increment. The token id is derived from the digest when scraped. Which value
+of a rotated token a request used costs it nothing either: the previous value's credential carries a
+ledger slot of its own, marked previous, whose counts form their own family. Only the
 event loop's thread writes them. A scrape copies them and renders the text in a worker thread, so a
 scrape of 100,000 series does not stall requests.
 """
@@ -27,6 +29,7 @@ from .ledger import ENDPOINTS, LedgerSnapshot, TokenLabels
 from .views import SCOPE_NAMES, token_id
 
 REQUESTS_TOTAL = "org_operator_verifier_requests_total"
+PREVIOUS_VALUE_REQUESTS_TOTAL = "org_operator_verifier_previous_value_requests_total"
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 NO_TOKEN = b""
 """The digest recorded for a request without an indexed token: one series per result, no guesses."""
@@ -59,7 +62,7 @@ class Metrics:
         self._latency = {endpoint: Latency() for endpoint in ENDPOINTS}
         self.last_used_writes = Counter(
             "org_operator_verifier_last_used_writes",
-            "lastUsedAt writes by result: written, not_newer, gone, conflict, error.",
+            "lastUsedAt and previousLastUsedAt writes by result: written, not_newer, gone, conflict, error.",
             ["result"],
             registry=self.registry,
         )
@@ -103,7 +106,8 @@ class Metrics:
 
 
 class _Requests:
-    """The per-token request counter, written straight to the text format.
+    """The per-token request counters (every request; accepted ones that used a previous value), written
+    straight to the text format.
 
     prometheus-client builds a Sample object (with a dict of labels) for every series before it
     writes any text: at 100,000 tokens in use a scrape cost ~80 MB more memory for a moment, which
@@ -118,22 +122,45 @@ class _Requests:
         self._refused = refused
 
     def text(self) -> bytes:
-        out = bytearray(
-            f"# HELP {REQUESTS_TOTAL} Verification requests by client (namespace, service account, token) "
-            f"and result.\n# TYPE {REQUESTS_TOTAL} counter\n".encode()
+        out = bytearray()
+        self._family(
+            out,
+            REQUESTS_TOTAL,
+            "Verification requests by client (namespace, service account, token) and result.",
+            self._series(),
         )
+        self._family(
+            out,
+            PREVIOUS_VALUE_REQUESTS_TOTAL,
+            "Accepted requests that presented a rotated token's previous value (token_id is that value's), "
+            "during its overlap: consumers not yet switched to the current value.",
+            self._previous_series(),
+            with_result=False,
+        )
+        return bytes(out)
+
+    def _family(
+        self,
+        out: bytearray,
+        name: str,
+        help_text: str,
+        series: Iterator[tuple[str, bytes, TokenLabels | None, str, int]],
+        *,
+        with_result: bool = True,
+    ) -> None:
+        out += f"# HELP {name} {help_text}\n# TYPE {name} counter\n".encode()
         lines: list[str] = []
-        for endpoint, digest, labels, result, value in self._series():
+        for endpoint, digest, labels, result, value in series:
             namespace, account, token, scope = _token_labels(digest, labels)
+            result_label = f'result="{result}",' if with_result else ""
             lines.append(
-                f'{REQUESTS_TOTAL}{{endpoint="{endpoint}",namespace="{namespace}",result="{result}",'
+                f'{name}{{endpoint="{endpoint}",namespace="{namespace}",{result_label}'
                 f'scope="{scope}",service_account="{account}",token_id="{token}"}} {floatToGoString(value)}\n'
             )
             if len(lines) == self._BATCH:
                 out += "".join(lines).encode()
                 lines.clear()
         out += "".join(lines).encode()
-        return bytes(out)
 
     def _series(self) -> Iterator[tuple[str, bytes, TokenLabels | None, str, int]]:
         for column, endpoint in enumerate(ENDPOINTS):
@@ -147,6 +174,11 @@ class _Requests:
             for result, by_digest in by_result.items():
                 for digest, value in by_digest.items():
                     yield endpoint, digest, refused_labels.get(digest), result, value
+
+    def _previous_series(self) -> Iterator[tuple[str, bytes, TokenLabels | None, str, int]]:
+        for column, endpoint in enumerate(ENDPOINTS):
+            for digest, labels, value in self._accepted.accepted(column, previous_only=True):
+                yield endpoint, digest, labels, Outcome.OK, value
 
 
 class _LatencyCollector(Collector):

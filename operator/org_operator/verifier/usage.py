@@ -5,6 +5,13 @@ last window. Every window each of them gets one merge-patch of ``status.lastUsed
 time. Several replicas never move the value backwards: a write happens only if it is newer than the
 value the watch last showed, and carries that object's resourceVersion, so a concurrent write by
 another replica makes it fail with 409 instead of overwriting a newer time.
+
+A rotated token's two values are written apart: a use of the current value to ``lastUsedAt``, of the
+previous one to ``previousLastUsedAt`` (the operator ends the overlap early once the previous value
+is no longer used). Which field is decided by what the value is in the object as the watch last
+showed it, and the resourceVersion precondition makes that exact: if the operator has rotated since,
+the write fails with 409 and is retried next window against the new object, so a previous value's
+use never lands in ``lastUsedAt``.
 """
 
 from __future__ import annotations
@@ -52,28 +59,35 @@ class LastUsed:
 
     async def flush(self) -> None:
         """Write what was used since the last flush, ``concurrency`` writes at a time."""
-        pending = self._ledger.take_pending()
-        items = iter(pending)
-        workers = min(self._concurrency, len(pending))
+        latest: dict[bytes, tuple[float, list[int]]] = {}
+        for slot, digest, when in self._ledger.take_pending():
+            # a value that became the previous one in the window has two slots: one write, of the later use
+            earlier, slots = latest.get(digest, (when, []))
+            slots.append(slot)
+            latest[digest] = (max(earlier, when), slots)
+        items = iter(latest.items())
+        workers = min(self._concurrency, len(latest))
         await asyncio.gather(*(self._drain(items) for _ in range(workers)))
 
-    async def _drain(self, items: Iterator[tuple[int, bytes, float]]) -> None:
-        for slot, digest, when in items:
+    async def _drain(self, items: Iterator[tuple[bytes, tuple[float, list[int]]]]) -> None:
+        for digest, (when, slots) in items:
             result = await self._write(digest, int(when))
             if result in _RETRIED:
-                self._ledger.keep_pending(slot)
+                for slot in slots:
+                    self._ledger.keep_pending(slot)
             self._writes.labels(result).inc()
 
     async def _write(self, digest: bytes, used_at: int) -> str:
-        """Write one use if it is newer than the indexed value; the result label."""
+        """Write one use if it is newer than the indexed value of its field; the result label."""
         view = self._tokens.get(digest)
         if view is None:
             return "gone"
         if view.last_used_at is not None and view.last_used_at >= used_at:
             return "not_newer"
+        field = "previousLastUsedAt" if view.previous else "lastUsedAt"
         patch = {
             "metadata": {"resourceVersion": view.resource_version},
-            "status": {"lastUsedAt": rfc3339(used_at)},
+            "status": {field: rfc3339(used_at)},
         }
         try:
             await self._kube.patch(path(API_TOKENS, view.namespace, view.name, "status"), patch)
@@ -82,6 +96,6 @@ class LastUsed:
         except Conflict:
             return "conflict"
         except API_ERRORS as error:
-            log.warning("writing lastUsedAt of token %s failed: %s", view.token_id, error)
+            log.warning("writing %s of token %s failed: %s", field, view.token_id, error)
             return "error"
         return "written"

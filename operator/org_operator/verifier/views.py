@@ -2,6 +2,10 @@
 
 Whole bodies are never kept. Strings shared by many tokens (namespace, service account, its uid,
 phase) are interned so each is stored once; the hash is kept as 32 raw bytes; times as epoch seconds.
+
+A rotated token has two values while its overlap lasts: ``status.tokenHash`` (current) and
+``status.previousTokenHash`` (previous). Each gets a view of its own, the previous one with the
+current one's rules plus its own end, ``status.previousValidUntil``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,13 @@ SCOPE_READ_WRITE = "read-write"
 SCOPE_NAMES = {False: "api-key", True: "api-secret"}
 """The scope as the seed names it, keyed by ``read_write``."""
 
-_FAIL_CLOSED = 0.0  # an unreadable expiresAt counts as long past
+_FAIL_CLOSED = 0.0  # an unreadable expiresAt or previousValidUntil counts as long past
+
+NOT_ROTATED = ""
+CURRENT = "current"
+PREVIOUS = "previous"
+"""A view's ``value``: which of its object's values it is. NOT_ROTATED for a token whose status has no
+previous value (never rotated), CURRENT for the current value of one that has."""
 
 
 class TokenView(NamedTuple):
@@ -53,7 +63,14 @@ class TokenView(NamedTuple):
     expires_at: float | None
     issued_at: float | None
     last_used_at: float | None
+    """``lastUsedAt`` for a current value, ``previousLastUsedAt`` for a previous one."""
     resource_version: str
+    value: str = NOT_ROTATED
+    """NOT_ROTATED, CURRENT or PREVIOUS: the status field its use is written back to depends on it."""
+
+    @property
+    def previous(self) -> bool:
+        return self.value == PREVIOUS
 
     @property
     def token_id(self) -> str:
@@ -148,7 +165,6 @@ def parse_token(body: Mapping[str, Any]) -> TokenView | None:
     metadata = body.get("metadata") or {}
     spec = body.get("spec") or {}
     namespace, name = object_key(body)
-    expires_raw = status.get("expiresAt")
     return TokenView(
         digest=digest,
         namespace=namespace,
@@ -159,10 +175,36 @@ def parse_token(body: Mapping[str, Any]) -> TokenView | None:
         read_write=spec.get("scope") == SCOPE_READ_WRITE,
         phase=sys.intern(str(status.get("phase", ""))),
         deleting=bool(metadata.get("deletionTimestamp")),
-        expires_at=None if expires_raw is None else (_epoch(expires_raw) or _FAIL_CLOSED),
-        issued_at=_epoch(status.get("issuedAt")),
+        expires_at=_deadline(status.get("expiresAt")),
+        issued_at=_epoch(status.get("rotatedAt")) or _epoch(status.get("issuedAt")),
         last_used_at=_epoch(status.get("lastUsedAt")),
         resource_version=str(metadata.get("resourceVersion", "")),
+        value=NOT_ROTATED if _digest(status.get("previousTokenHash")) is None else CURRENT,
+    )
+
+
+def parse_previous(body: Mapping[str, Any], current: TokenView) -> TokenView | None:
+    """The view of a rotated token's previous value (``current`` is its object's current view), or None
+    while its status has no usable one.
+
+    Everything that refuses the current value refuses it too (same phase, deletion, account binding
+    and ``expiresAt``); on top, it ends at ``previousValidUntil``, checked at request time like
+    ``expiresAt``: nobody needs to write anything when the overlap ends. Without a readable
+    ``previousValidUntil`` it is refused (fail closed). Its issue time is not in the status.
+    """
+    status = body.get("status") or {}
+    digest = _digest(status.get("previousTokenHash"))
+    if digest is None or digest == current.digest:
+        return None
+    valid_until = _deadline(status.get("previousValidUntil"), _FAIL_CLOSED)
+    assert valid_until is not None
+    expires_at = valid_until if current.expires_at is None else min(valid_until, current.expires_at)
+    return current._replace(
+        digest=digest,
+        expires_at=expires_at,
+        issued_at=None,
+        last_used_at=_epoch(status.get("previousLastUsedAt")),
+        value=PREVIOUS,
     )
 
 
@@ -216,6 +258,13 @@ def _digest(token_hash: Any) -> bytes | None:
         return bytes.fromhex(token_hash)
     except ValueError:
         return None
+
+
+def _deadline(value: Any, absent: float | None = None) -> float | None:
+    """An end time from the status: ``absent`` when the field is absent, long past when unreadable."""
+    if value is None:
+        return absent
+    return _epoch(value) or _FAIL_CLOSED
 
 
 def _epoch(value: Any) -> float | None:
