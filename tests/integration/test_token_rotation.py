@@ -80,6 +80,26 @@ def test_rotation_by_annotation_writes_a_new_value_into_the_same_secret(
     assert cluster.status(TOKENS, "ci")["rotations"] == 1  # handled once per annotation value
 
 
+def test_rotation_keeps_the_labels_and_annotations_others_added_to_the_secret(
+    cluster: Cluster, operator: Controller
+) -> None:
+    """A replicator's annotation or a team's label on the token Secret survives a rotation: only the value
+    and the operator's own keys change."""
+    issue(cluster)
+    foreign = {"metadata": {"labels": {"team": "payments"},
+                            "annotations": {"reflector.v1.k8s.emberstack.com/reflection-allowed": "true"}}}
+    assert cluster.http.patch(cluster.url("secrets", "ci", core=True), json=foreign,
+                              headers={"Content-Type": "application/merge-patch+json"}).status_code == 200
+    request_rotation(cluster, "ci", "keep-foreign-keys")
+    wait_for(lambda: hash_token(cluster.secret_token("ci")) == cluster.status(TOKENS, "ci").get("tokenHash")
+             and cluster.status(TOKENS, "ci").get("rotations") == 1)
+    secret = cluster.secret("ci")
+    assert secret is not None
+    assert secret["metadata"]["labels"]["team"] == "payments"
+    assert secret["metadata"]["annotations"]["reflector.v1.k8s.emberstack.com/reflection-allowed"] == "true"
+    assert secret["metadata"]["labels"][constants.TOKEN_ID_LABEL] == cluster.status(TOKENS, "ci")["tokenId"]
+
+
 def test_a_rotate_annotation_present_at_issue_asks_for_nothing(cluster: Cluster, operator: Controller) -> None:
     """As committed in Git from the start: only a later, different value rotates."""
     cluster.service_account("bot")
@@ -103,7 +123,7 @@ def test_a_rotation_takes_three_writes(cluster: Cluster, operator: Controller) -
     settled(operator, cluster, "ci")
     writes = [(r.method, r.rbac_resource) for r in cluster.api.log.records
               if r.is_write and r.user_agent.startswith(USER_AGENT) and r.resource != "leases"]
-    assert sorted(writes) == [("PATCH", "orgapitokens/status"), ("POST", "events"), ("PUT", "secrets")], writes
+    assert sorted(writes) == [("PATCH", "orgapitokens/status"), ("PATCH", "secrets"), ("POST", "events")], writes
 
 
 def test_a_rotation_interrupted_between_status_and_secret_resumes_with_one_new_value(
@@ -137,8 +157,8 @@ def test_a_rotation_interrupted_between_status_and_secret_resumes_with_one_new_v
     assert parse_time(status["previousValidUntil"]) > datetime.now(UTC)  # type: ignore[operator]
     assert status["rotations"] == 1  # one rotation, resumed, not two
     assert undisclosed.hash not in str(status)
-    puts = [r for r in cluster.api.log.records if r.method == "PUT" and r.resource == "secrets"]
-    assert len(puts) == 1
+    secret_writes = [r for r in cluster.api.log.records if r.method == "PATCH" and r.resource == "secrets"]
+    assert len(secret_writes) == 1
 
 
 def test_an_interrupted_rotation_whose_overlap_ended_never_adopts_the_previous_value(

@@ -9,7 +9,7 @@ overwritten.
 
 Rotation writes the other way round, status first, so the Secret always holds a value that verifies:
 the status records the new hash with the old one as ``previousTokenHash`` (valid until
-``previousValidUntil``), then the Secret is replaced in place (resourceVersion precondition). A crash
+``previousValidUntil``), then the Secret is patched in place (resourceVersion precondition). A crash
 in between leaves the Secret on the previous value, still valid; the next reconcile sees that and
 resumes with a fresh value (the first one was never disclosed, and is overwritten in the status). A
 previous value that has ended is never adopted back from the Secret.
@@ -27,7 +27,7 @@ from typing import Any
 from ..api import constants
 from ..api.models import SCOPE_CLAIMS
 from ..api.reasons import ConditionType, Phase, Reason
-from ..api.views import ApiTokenView, format_time, parse_time
+from ..api.views import ApiTokenView, SecretView, format_time, parse_time
 from ..decisions import conditions
 from ..decisions.tokens import (
     Action,
@@ -284,10 +284,9 @@ async def _rotate(ctl: Controller, token: ApiTokenView, decision: Decision, now:
         status |= {"previousValidUntil": format_time(now + decision.overlap), "rotatedAt": format_time(now)}
     status |= _active_status(ctl, token, {**token.status, **status}, now)[0]
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
-    body = _secret_body(ctl, token, issued)
-    body["metadata"]["resourceVersion"] = secret.meta.resource_version  # a concurrent change: 409, try again
     path = core_path("secrets", token.meta.namespace, token.secret_name)
-    ctl.state.remember_secret(secret.meta.key, await ctl.kube.replace(path, body))
+    ctl.state.remember_secret(secret.meta.key, await ctl.kube.patch(path, _rotated_secret_patch(ctl, token, issued,
+                                                                                                 secret)))
     if decision.action is Action.REPLACE_RETIRED:
         ctl.events.warning(KIND, token.meta, Reason.SECRET_MISMATCH,
                            f"Secret {token.secret_name} held token {token.status.get('previousTokenId')}, whose "
@@ -368,6 +367,18 @@ def _secret_body(ctl: Controller, token: ApiTokenView, issued: IssuedToken) -> d
         },
         "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
     }
+
+
+def _rotated_secret_patch(ctl: Controller, token: ApiTokenView, issued: IssuedToken, secret: SecretView
+                          ) -> dict[str, Any]:
+    """A merge patch of only what the operator writes (value, its hash and id, template metadata), so labels
+    and annotations others added to the Secret (a replicator's, a tool's) survive a rotation; the
+    resourceVersion it carries makes a concurrent change a 409, tried again on the next reconcile."""
+    body = _secret_body(ctl, token, issued)
+    metadata = body["metadata"]
+    return {"metadata": {"resourceVersion": secret.meta.resource_version, "labels": metadata["labels"],
+                         "annotations": metadata["annotations"]},
+            "data": body["data"]}
 
 
 def mcp_config(server_name: str, url: str, plaintext: str) -> str:
