@@ -29,6 +29,7 @@ from .api import constants
 from .kube import Kube, core_path, path
 from .runner import build
 from .settings import OperatorSettings
+from .tokens import hash_token
 from .users_table import build_rows, render_table
 from .verifier import Verifier, VerifierConfig
 
@@ -146,19 +147,26 @@ async def _scenario(kube: Kube, verifier_url: str, authentik: Any, examples: Pat
         _title("5. A pipeline calls the API with its token (verifier forward-auth)")
         click.echo(f"  GET  with globex-production      -> {await _verify(http, kube, 'globex-production')}")
         click.echo(f"  POST with globex-production      -> {await _verify(http, kube, 'globex-production', 'POST')}")
-        _title("6. Rotation: issue a second token, then revoke the first (kubectl delete oat globex-production)")
+        _title("6. Manual rotation: issue a second token, then revoke the first, keeping its record "
+               "(spec.revoked: true)")
         rotation = next(yaml.safe_load_all((examples / "30-rotation.yaml").read_text()))
         await kube.create(path(constants.API_TOKENS, DEMO_NAMESPACE), rotation)
         await _until(lambda: _secret_exists(kube, "globex-production-2026-12"))
         secret = await kube.get(core_path("secrets", DEMO_NAMESPACE, "globex-production"))
         old_token = base64.b64decode(secret["data"]["token"]).decode() if secret else ""
         started = time.monotonic()
-        await kube.delete(path(constants.API_TOKENS, DEMO_NAMESPACE, "globex-production"))
+        await kube.patch(path(constants.API_TOKENS, DEMO_NAMESPACE, "globex-production"), {"spec": {"revoked": True}})
         while (await http.get("/auth", headers={"Authorization": f"Bearer {old_token}"})).status_code != 401:
             await asyncio.sleep(0.01)
         click.echo(f"  old token refused with 401 after {1000 * (time.monotonic() - started):.0f} ms")
         click.echo(f"  new token                        -> {await _verify(http, kube, 'globex-production-2026-12')}")
-        _title("7. Deactivation: spec.active=false on client-initech revokes all its tokens")
+        await _until(lambda: _phase(kube, "globex-production", "Revoked"))
+        await asyncio.sleep(1.5)  # the verifier writes last use once per window (1 s here)
+        record = (await kube.get(path(constants.API_TOKENS, DEMO_NAMESPACE, "globex-production")) or {})["status"]
+        click.echo(f"  record kept: token {record.get('tokenId')} revoked at {record.get('revokedAt')} "
+                   f"({record.get('revocationReason')}), last used {record.get('lastUsedAt') or 'never'}")
+        await _automatic_rotation(http, kube)
+        _title("8. Deactivation: spec.active=false on client-initech revokes all its tokens")
         secret = await kube.get(core_path("secrets", DEMO_NAMESPACE, "initech-production"))
         initech = base64.b64decode(secret["data"]["token"]).decode() if secret else ""
         initech_account = path(constants.SERVICE_ACCOUNTS, DEMO_NAMESPACE, "client-initech")
@@ -170,10 +178,35 @@ async def _scenario(kube: Kube, verifier_url: str, authentik: Any, examples: Pat
         await asyncio.sleep(1.5)
         answer = await http.get("/auth", headers={"Authorization": f"Bearer {initech}"})
         click.echo(f"  after reactivation, old token    -> {answer.status_code} (revoked tokens stay revoked)")
-    _title("8. Final state")
+    _title("9. Final state")
     await _print_users(kube)
     click.echo("")
     await _print_tokens(kube)
+
+
+async def _automatic_rotation(http: httpx.AsyncClient, kube: Kube) -> None:
+    """Step 7: a rotation now, by annotation; both values verify until the overlap ends."""
+    _title("7. Automatic rotation (spec.rotation): rotate now with "
+           "kubectl annotate oat pipeline-bot-rotating org.alien.club/rotate=now")
+    token_path = path(constants.API_TOKENS, DEMO_NAMESPACE, "pipeline-bot-rotating")
+    secret_path = core_path("secrets", DEMO_NAMESPACE, "pipeline-bot-rotating-token")
+    secret = await kube.get(secret_path)
+    previous = base64.b64decode(secret["data"][constants.SECRET_TOKEN_KEY]).decode() if secret else ""
+    await kube.patch(token_path, {"metadata": {"annotations": {constants.ROTATE_ANNOTATION: "now"}}})
+
+    async def rotated() -> bool:
+        token, secret = await kube.get(token_path), await kube.get(secret_path)
+        status = (token or {}).get("status") or {}
+        value = base64.b64decode((secret or {}).get("data", {}).get(constants.SECRET_TOKEN_KEY, "")).decode()
+        return status.get("rotations") == 1 and bool(value) and hash_token(value) == status.get("tokenHash")
+
+    await _until(rotated)
+    status = ((await kube.get(token_path)) or {}).get("status") or {}
+    click.echo(f"  same Secret, new value: token {status.get('previousTokenId')} -> {status.get('tokenId')}")
+    await asyncio.sleep(1.5)  # the verifier's watch
+    answer = await http.get("/auth", headers={"Authorization": f"Bearer {previous}"})
+    click.echo(f"  previous value                   -> {answer.status_code} until {status.get('previousValidUntil')}")
+    click.echo(f"  new value                        -> {await _verify(http, kube, 'pipeline-bot-rotating-token')}")
 
 
 async def _secret_exists(kube: Kube, name: str) -> bool:

@@ -20,6 +20,8 @@ def test_demo_runs_and_shows_the_whole_story() -> None:
     assert "x-org-service-account': 'client-globex'" in out
     assert "403 Bearer error=\"insufficient_scope\"" in out
     assert "old token refused with 401" in out
+    assert "(RevokedByRequest), last used 20" in out  # the revoked token's record, its use in step 5 included
+    assert "previous value                   -> 200 until" in out  # both values verify during the overlap
     assert "initech token now                -> 401" in out
     assert "to jane.doe@acme.example" in out
     assert "oat_" not in out  # the demo never prints a token
