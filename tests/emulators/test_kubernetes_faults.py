@@ -87,6 +87,7 @@ async def test_a_500_after_the_commit_leaves_the_write_applied(api: KubernetesEm
     assert (await client.post(WIDGETS, widget("w1"))).status == 500
     assert (await client.get(f"{WIDGETS}/w1")).status == 200
     assert (await client.post(WIDGETS, widget("w1"))).body["reason"] == "AlreadyExists"  # a blind retry learns it
+    assert [(r.status, r.served) for r in api.log.records if r.verb == "create"] == [(500, 201), (409, None)]
     assert api.faults.injected == {"error:500:applied": 1}
 
 
@@ -142,9 +143,9 @@ async def test_a_conflict_is_the_stale_resource_version_409(api: KubernetesEmula
     answer = await client.put(f"{WIDGETS}/w1", (await client.get(f"{WIDGETS}/w1")).body)
     expected = golden("put-stale-resourceversion-409.json")
     assert (answer.status, answer.body) == (expected["status"], expected["body"])
-    created = await client.post(WIDGETS, widget("w2"))
-    assert created.status == 409
-    assert created.body["details"]["name"] == "w2"  # named after the body on a create
+    assert (await client.post(WIDGETS, widget("w2"))).status == 201  # a create's clash is AlreadyExists instead
+    deleted = await client.delete(f"{WIDGETS}/w2")
+    assert (deleted.status, deleted.body["reason"], deleted.body["details"]["name"]) == (409, "Conflict", "w2")
     assert api.faults.injected == {"conflict:409": 2}
 
 

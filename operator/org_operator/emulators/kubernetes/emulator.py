@@ -254,13 +254,13 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
             await asyncio.sleep(rule.delay)
             return await self._route(request)
         if rule.applied and record.verb != "watch":
-            await self._route(request)
+            record.served = (await self._route(request)).status
         if rule.action == "drop":
             raw = request._raw_request  # kmock keeps aiohttp's request: the only way to its socket
             if raw is not None and raw.transport is not None:
                 raw.transport.close()
             return aiohttp.web.Response(status=499)  # never sent: the transport is closing
-        status, headers, body = fault.answer(record, _body_name(request))
+        status, headers, body = fault.answer(record)
         return aiohttp.web.Response(status=status, headers=headers, body=body)
 
     async def _route(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
@@ -397,15 +397,6 @@ async def _lines(events: AsyncIterator[Body], reachable: Callable[[], Awaitable[
 
 def _header(request: kmock.Request, name: str) -> str:
     return next((value for key, value in request.headers.items() if key.lower() == name.lower()), "")
-
-
-def _body_name(request: kmock.Request) -> str | None:
-    """metadata.name of a create's body, for a Status naming the object (None if unreadable)."""
-    try:
-        name = json.loads(request.body)["metadata"]["name"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return name if isinstance(name, str) else None
 
 
 def _json_body(request: kmock.Request, *, optional: bool = False) -> Any:

@@ -30,6 +30,8 @@ VERBS: Final = frozenset(
 )
 ACTIONS: Final = frozenset({"error", "throttle", "slow", "drop", "conflict"})
 ERROR_STATUSES: Final = frozenset({500, 503})
+# Optimistic concurrency fails writes to existing objects; a create's clash is AlreadyExists instead.
+CONFLICT_VERBS: Final = frozenset({"update", "patch", "delete"})
 # What kube-apiserver's own filters and storage say (see the builders below for where each comes from).
 INTERNAL_ERROR_CAUSE: Final = "etcdserver: leader changed"
 SHUTTING_DOWN: Final = "apiserver is shutting down"
@@ -47,7 +49,7 @@ class Rule:
     ``/status``, as in RBAC), or ``*``; ``user_agent`` is the exact User-Agent, a prefix ending in
     ``*`` (``kopf/*``), or None for every client; ``namespace``/``name`` narrow it to objects.
     Only resource requests are matched (never discovery or ``/version``); ``conflict`` matches
-    writes only.
+    updates, patches and deletes only (the apiserver answers a create's clash with AlreadyExists).
 
     ``probability``: the chance that a matching request is hit; ``times``: how many injections the
     rule makes before it retires (None: no limit).
@@ -99,7 +101,7 @@ class Rule:
     def matches(self, record: RequestRecord) -> bool:
         if record.rbac_resource is None:
             return False
-        if self.action == "conflict" and not record.is_write:
+        if self.action == "conflict" and record.verb not in CONFLICT_VERBS:
             return False
         return (
             self.verb in ("*", record.verb)
@@ -121,7 +123,7 @@ class Fault:
     def applied(self) -> bool:
         return self.rule.applied
 
-    def answer(self, record: RequestRecord, body_name: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    def answer(self, record: RequestRecord) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) of the fault's HTTP answer (not for ``slow`` and ``drop``)."""
         rule = self.rule
         if rule.action == "throttle" and rule.plain:
@@ -136,8 +138,7 @@ class Fault:
             error = errors.too_many_requests(STORAGE_INITIALIZING, rule.retry_after)
             headers["Retry-After"] = str(rule.retry_after)
         elif rule.action == "conflict":
-            name = record.name or body_name or ""
-            error = errors.conflict(record.group or "", record.resource or "", name, errors.STALE_OBJECT)
+            error = errors.conflict(record.group or "", record.resource or "", record.name or "", errors.STALE_OBJECT)
         elif rule.status == 503:
             error = errors.service_unavailable(SHUTTING_DOWN)
             headers["Retry-After"] = str(rule.retry_after)
