@@ -53,10 +53,10 @@ def settled(cluster: Cluster, names: list[str]) -> bool:
 def test_the_operator_converges_through_500s_on_status_patches_and_secret_creates(
     api: EmulatorThread, cluster: Cluster, operator: Controller, applied: bool
 ) -> None:
-    """20% of status patches and Secret creates answer 500: either refused, or (as after an etcd
-    timeout) committed before the 500. Every token still ends Active with one value, issued once."""
-    for resource in ("orgapitokens/status", "orgserviceaccounts/status"):
-        api.faults.add(Rule(verb="patch", resource=resource, probability=0.2, action="error", applied=applied))
+    """20% of token status patches and Secret creates answer 500: either refused, or (as after an etcd
+    timeout) committed before the 500. Every token still ends Active with one value, issued once.
+    (Service account status patches are left out: see the next test.)"""
+    api.faults.add(Rule(verb="patch", resource="orgapitokens/status", probability=0.2, action="error", applied=applied))
     api.faults.add(Rule(verb="create", resource="secrets", probability=0.2, action="error", applied=applied))
     cluster.service_account("bot")
     names = [f"t{i}" for i in range(8)]
@@ -73,3 +73,20 @@ def test_the_operator_converges_through_500s_on_status_patches_and_secret_create
     assert not [r for r in api.log.records if r.resource == "secrets" and r.verb in ("delete", "update", "patch")]
     hashes = {name: cluster.status(TOKENS, name)["tokenHash"] for name in names}
     assert len(set(hashes.values())) == len(names)
+
+
+@pytest.mark.xfail(strict=True, reason="product bug: a committed service-account status patch answered with an "
+                   "error never wakes the tokens waiting for the account (reported by the chaos-emulator helper)")
+@pytest.mark.parametrize("action", ["error", "drop"])
+def test_a_token_waiting_for_its_account_is_issued_after_the_account_s_status_write_is_lost(
+    api: EmulatorThread, cluster: Cluster, operator: Controller, action: str
+) -> None:
+    """The account's status patch commits (phase Active), but its answer is a 500 or a dropped
+    connection; the retry finds nothing left to write, and the write's own watch event is taken for
+    an echo. The token created before its account must still be issued."""
+    api.faults.add(Rule(verb="patch", resource="orgserviceaccounts/status", action=action, applied=True, times=1))
+    cluster.token("early", "bot")
+    cluster.service_account("bot")
+    wait_for(lambda: cluster.status(ACCOUNTS, "bot").get("phase") == "Active")
+    assert sum(api.faults.injected.values()) == 1
+    wait_for(lambda: settled(cluster, ["early"]), timeout=10)
