@@ -75,8 +75,6 @@ def test_the_operator_converges_through_500s_on_status_patches_and_secret_create
     assert len(set(hashes.values())) == len(names)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: a committed service-account status patch answered with an "
-                   "error never wakes the tokens waiting for the account (reported by the chaos-emulator helper)")
 @pytest.mark.parametrize("action", ["error", "drop"])
 def test_a_token_waiting_for_its_account_is_issued_after_the_account_s_status_write_is_lost(
     api: EmulatorThread, cluster: Cluster, operator: Controller, action: str
@@ -90,3 +88,4 @@ def test_a_token_waiting_for_its_account_is_issued_after_the_account_s_status_wr
     wait_for(lambda: cluster.status(ACCOUNTS, "bot").get("phase") == "Active")
     assert sum(api.faults.injected.values()) == 1
     wait_for(lambda: settled(cluster, ["early"]), timeout=10)
+

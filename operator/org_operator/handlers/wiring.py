@@ -7,7 +7,7 @@ which keeps the API writes per token at the Secret, the status and one Event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -93,11 +93,17 @@ def build_registry(
         namespace: str, name: str, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, type: str | None,
         body: kopf.Body, **_: Any
     ) -> None:
+        before = ctl.state.service_account((namespace, name))
         ctl.state.apply(SA, body, deleted=type == "DELETED")
         after_listing(type)
         if type != "DELETED" and not meta.get("deletionTimestamp") and status.get("observedGeneration") == meta.get(
                 "generation"):
             ctl.enqueue_quietly(SA, (namespace, name))  # the echo of our own status write: counts only
+            if before is None or _token_gate(before.status) != _token_gate(status):
+                # ... unless it shows a phase or lock epoch we had not seen: a write of ours that committed
+                # though its answer was lost (a 500 after etcd, a dropped connection). The retry finds
+                # nothing left to write, so this event is the only news for the tokens waiting on it.
+                requeue_tokens_naming(namespace, name)
             return
         ctl.enqueue(SA, (namespace, name))
         requeue_tokens_naming(namespace, name)
@@ -133,3 +139,8 @@ def build_registry(
             ctl.enqueue(TOKENS, (namespace, token))
 
     return registry
+
+
+def _token_gate(status: Mapping[str, Any]) -> tuple[Any, Any]:
+    """What in an account's status decides whether its tokens may be issued or must be revoked."""
+    return status.get("phase"), status.get("lockEpoch")
