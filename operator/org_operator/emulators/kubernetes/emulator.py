@@ -6,6 +6,9 @@ reaches the storage), discovery endpoints and Status error rendering. The resour
 low-priority fallback reaction that hands over to :class:`Cluster`; while no test has added
 reactions, they are served without kmock's per-request matching, which is quadratic.
 
+Chaos runs use the seeded, apiserver-shaped faults of :mod:`.faults` instead (``emulator.faults``,
+:meth:`KubernetesEmulator.close_watches`, :meth:`KubernetesEmulator.expire_history`, ``partition``).
+
 The TCP server is aiohttp's low-level server: ``kmock.Server`` also patches aiohttp's resolver
 process-wide and must be exited in LIFO order, which breaks emulators and operators in threads.
 """

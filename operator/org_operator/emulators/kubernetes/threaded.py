@@ -18,7 +18,10 @@ T = TypeVar("T")
 
 
 class EmulatorThread:
-    """``with EmulatorThread(crds=[...]) as api: api.url``; state changes run on the emulator's loop."""
+    """``with EmulatorThread(crds=[...]) as api: api.url``; state changes run on the emulator's loop.
+
+    Safe from any thread: the methods here (they hop onto the loop), ``faults`` (it locks) and
+    ``log``; not ``emulator`` itself, whose other methods must run on its loop (use :meth:`call`)."""
 
     def __init__(
         self,
