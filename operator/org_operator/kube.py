@@ -205,10 +205,9 @@ class Kube:
             headers=self._headers(content_type if data is not None else None),
         ) as response:
             raw = await response.read()
-            payload = json.loads(raw) if raw else {}
             if response.status < 400:
-                return payload  # type: ignore[no-any-return]
-            raise _error(response.status, payload)
+                return json.loads(raw) if raw else {}  # type: ignore[no-any-return]
+            raise _error(response.status, _error_payload(raw))
 
     async def get(self, url: str) -> dict[str, Any] | None:
         try:
@@ -256,10 +255,22 @@ class Kube:
         ) as response:
             if response.status >= 400:
                 raw = await response.read()
-                raise _error(response.status, json.loads(raw) if raw else {})
+                raise _error(response.status, _error_payload(raw))
             async for line in response.content:
                 if line.strip():
                     yield json.loads(line)
+
+
+def _error_payload(raw: bytes) -> Mapping[str, Any]:
+    """An error answer's Status object; not every answer is one (the apiserver's own rate limiter answers
+    429 in text/plain, a proxy in HTML), and those must still become a ``KubeError`` the caller retries."""
+    try:
+        payload = json.loads(raw) if raw else {}
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        return payload
+    return {"message": raw[:200].decode("utf-8", errors="replace").strip()}
 
 
 def _error(code: int, payload: Mapping[str, Any]) -> KubeError:

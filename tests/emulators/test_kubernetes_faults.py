@@ -207,6 +207,11 @@ async def test_the_project_client_reads_faults_as_api_errors(api: KubernetesEmul
         api.faults.add(Rule(action="conflict"))
         with pytest.raises(Conflict):
             await kube.patch(f"{WIDGETS}/w1", {"spec": {"active": False}})
+        api.faults.clear()
+        api.faults.add(Rule(action="throttle", plain=True))  # the rate limiter's text/plain 429: not JSON
+        with pytest.raises(KubeError) as caught:
+            await kube.patch(f"{WIDGETS}/w1", {"spec": {"active": False}})
+        assert (caught.value.code, caught.value.message) == (429, "Too many requests, please try again later.")
 
 
 # What a rule targets --------------------------------------------------------------------------------
