@@ -6,16 +6,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import kopf
 import pytest
 
 from org_operator.api import constants
 from org_operator.emulators.kubernetes import EmulatorThread, Rule
+from org_operator.handlers.wiring import RetryForever
 from org_operator.runtime.controller import Controller
 from org_operator.tokens import hash_token
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 import operator_harness as harness  # noqa: E402
-from operator_harness import Cluster, wait_for  # noqa: E402
+from operator_harness import Cluster, OperatorFactory, wait_for  # noqa: E402
 
 # The integration suite's fixtures, found by name; "api" is overridden below.
 _quiet_kopf, cluster, kubeconfig, start_operator, operator = (
@@ -89,3 +91,25 @@ def test_a_token_waiting_for_its_account_is_issued_after_the_account_s_status_wr
     assert sum(api.faults.injected.values()) == 1
     wait_for(lambda: settled(cluster, ["early"]), timeout=10)
 
+
+
+def test_the_operator_outlives_an_api_outage_longer_than_kopf_s_retries(
+    api: EmulatorThread, cluster: Cluster, start_operator: OperatorFactory
+) -> None:
+    """Every watch and list answers 503 for longer than the retries would last if they ended (kopf's
+    own give up, and the operator with them); the operator keeps retrying and serves once it is over."""
+
+    def short_retries_forever(settings: kopf.OperatorSettings) -> None:
+        harness.fast_kopf(settings)
+        settings.networking.error_backoffs = RetryForever(first=(0.1,), cap=0.2)  # the product's kind, quicker
+
+    cluster.service_account("bot")
+    with start_operator(tune=short_retries_forever) as controller:
+        outage = [api.faults.add(Rule(verb=verb, action="error", status=503)) for verb in ("watch", "list")]
+        api.close_watches()
+        wait_for(lambda: api.faults.injected["error:503"] >= 20, timeout=20)  # 3 retries end after 0.8 s
+        for rule in outage:
+            api.faults.remove(rule)
+        cluster.token("after-outage", "bot")
+        wait_for(lambda: settled(cluster, ["after-outage"]), timeout=20)
+        assert controller.state.token((harness.NAMESPACE, "after-outage")) is not None

@@ -7,7 +7,7 @@ which keeps the API writes per token at the Secret, the status and one Event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import kopf
@@ -22,6 +22,25 @@ GROUP, VERSION = constants.GROUP, constants.VERSION
 SA, MU, TOKENS = constants.SERVICE_ACCOUNTS, constants.MANAGED_USERS, constants.API_TOKENS
 
 
+class RetryForever:
+    """kopf's retry delays for a failing API request, never exhausted (a fresh iterator per request).
+
+    kopf gives up on a watch after its default delays (1+1+2+...+21 = 54 s of 5xx or unreachable API)
+    and its root task ends, taking the whole operator down: an apiserver upgrade or an etcd hiccup of a
+    minute would then put the pod into CrashLoopBackOff, whose restarts back off up to 5 minutes. Like
+    client-go's reflector, we keep retrying at ``cap`` instead; writes are fenced by the Lease anyway.
+    """
+
+    def __init__(self, first: Iterable[float] = (1, 1, 2, 3, 5, 8, 13), cap: float = 21) -> None:
+        self.first = tuple(first)
+        self.cap = cap
+
+    def __iter__(self) -> Iterator[float]:
+        yield from self.first
+        while True:
+            yield self.cap
+
+
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     """kopf's own bookkeeping, should it ever write any, lives under our domain."""
     settings.persistence.finalizer = constants.KOPF_FINALIZER
@@ -33,6 +52,7 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.peering.standalone = True  # who acts is decided by our Lease (runtime/leader.py), not kopf peering
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    settings.networking.error_backoffs = RetryForever()
 
 
 def build_registry(
