@@ -196,13 +196,17 @@ def _epoch(value: str) -> float:
     return time.mktime(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
 
 
-async def announcements(kube: Kube, seen: dict[tuple[str, str], float], stop: asyncio.Event) -> None:
-    """When each (previousTokenHash, previousValidUntil) pair was first seen, by a watch like the verifier's."""
+async def announcements(kube: Kube, seen: dict[tuple[str, str], float], made: dict[str, float],
+                        stop: asyncio.Event) -> None:
+    """When each (previousTokenHash, previousValidUntil) pair, and each tokenHash, was first seen, by a watch
+    like the verifier's."""
 
     def note(status: dict[str, Any]) -> None:
         key = (status.get("previousTokenHash"), status.get("previousValidUntil"))
         if None not in key:
             seen.setdefault(key, time.time())  # type: ignore[arg-type]
+        if status.get("tokenHash"):
+            made.setdefault(status["tokenHash"], time.time())
 
     url = f"{ORG}/{constants.API_TOKENS}"
     listed = await kube.list(url)
@@ -282,7 +286,8 @@ async def scenario(url: str, verifier_url: str, args: argparse.Namespace) -> dic
         consumers = [Consumer(name, await read_secret(kube, name)) for name in names]
         stop = asyncio.Event()
         seen: dict[tuple[str, str], float] = {}
-        watching = asyncio.create_task(announcements(kube, seen, stop))
+        made: dict[str, float] = {}
+        watching = asyncio.create_task(announcements(kube, seen, made, stop))
         load = [asyncio.create_task(consume(c, kube, http, args.interval, stop)) for c in consumers]
         await asyncio.sleep(2 * LAST_USED_WINDOW_SECONDS)  # every consumer under way
         await kube.delete("/_emulator/requests")
@@ -314,6 +319,13 @@ async def scenario(url: str, verifier_url: str, args: argparse.Namespace) -> dic
             if status == 200 and digest in ends and sent >= ends[digest]]
     propagating = [(sent, digest) for sent, digest, status in presented
                    if status == 200 and digest in ends and valid_until[digest] <= sent < ends[digest]]
+    for consumer in consumers:  # what each refusal presented, and when this bench's watch saw that value made
+        for sent, digest, status in consumer.sent:
+            if status != 200:
+                current = made.get(digest)
+                print(f"refused {status}: {consumer.name} sent {digest[:12]} at {sent:.3f}; seen as current "
+                      f"{'never' if current is None else f'{1000 * (sent - current):+.0f} ms before'}, "
+                      f"as previous from {begins.get(digest)}, ended {ends.get(digest)}", flush=True)
     operator_writes, other_writes = writes_by_resource(log)
     consumer_requests = sum(c.requests for c in consumers)
     early_ends = reasons["ConsumersSwitched"]  # one status patch each, on top of a rotation's writes

@@ -25,6 +25,10 @@ class OperatorSettings(BaseSettings):
     mcp_server_name: str = Field(default="org-documents", description="The server's key in mcp.json.")
     stale_after_days: int = Field(default=30, ge=1, description="A token unused this long gets Stale=True.")
     expiry_warning_days: int = Field(default=7, ge=0, description="Warn this many days before a token expires.")
+    rotation_propagation: float = Field(
+        default=1.0, ge=0, description="Seconds between recording a rotated value in the status and writing it "
+        "into the Secret, so verifiers know a value before any consumer can read it.",
+    )
     token_switch_grace: float = Field(
         default=600.0, gt=0, description="Seconds a rotated token's previous value must go unused, once the new "
         "one is in use, before it ends early (ConsumersSwitched); keep it above the verifier's usage window.",

@@ -53,6 +53,19 @@ class IssuedToken:
         return f"IssuedToken(id={self.token_id})"
 
 
+@dataclass(frozen=True)
+class HeldValue:
+    """A rotated value the status already records and its Secret does not hold yet: written from
+    ``write_at`` (``time.monotonic()``), once verifiers have had time to see the status, with its audit
+    Event (``warning``, ``reason``, ``message``: ids only)."""
+
+    issued: IssuedToken
+    write_at: float
+    warning: bool
+    reason: str
+    message: str
+
+
 def generate() -> IssuedToken:
     """Generate a new token from the operating system's CSPRNG."""
     body = _base62(int.from_bytes(secrets.token_bytes(_RANDOM_BYTES), "big"), _BODY_LENGTH)

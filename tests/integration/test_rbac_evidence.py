@@ -30,6 +30,7 @@ from org_operator.emulators.kubernetes import EmulatorThread
 from org_operator.kube import USER_AGENT, VERIFIER_USER_AGENT, Kube
 from org_operator.runner import build
 from org_operator.settings import OperatorSettings
+from org_operator.tokens import hash_token
 from org_operator.verifier import Verifier, VerifierConfig
 
 MANIFESTS = Path(__file__).parents[2] / "manifests" / "base"
@@ -107,6 +108,8 @@ def session(cluster: Cluster, authentik: Any, verifier_url: str) -> None:
     wait_for(lambda: cluster.status(constants.API_TOKENS, "rotating").get("phase") == "Active")
     cluster.patch(constants.API_TOKENS, "rotating", {"metadata": {"annotations": {constants.ROTATE_ANNOTATION: "1"}}})
     wait_for(lambda: cluster.status(constants.API_TOKENS, "rotating").get("rotations") == 1)
+    wait_for(lambda: hash_token(cluster.secret_token("rotating")) == cluster.status(constants.API_TOKENS,
+                                                                                    "rotating")["tokenHash"])
     cluster.http.patch(cluster.url(constants.API_TOKENS, "short") + "/status",
                        json={"status": {"expiresAt": "2020-01-01T00:00:00Z"}},
                        headers={"Content-Type": "application/merge-patch+json"})

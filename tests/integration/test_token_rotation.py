@@ -126,6 +126,25 @@ def test_a_rotation_takes_three_writes(cluster: Cluster, operator: Controller) -
     assert sorted(writes) == [("PATCH", "orgapitokens/status"), ("PATCH", "secrets"), ("POST", "events")], writes
 
 
+def test_the_secret_gets_a_rotated_value_only_after_verifiers_had_time_to_see_its_hash(
+    cluster: Cluster, operator: Controller
+) -> None:
+    """A consumer may read the Secret the moment it changes: by then the status has recorded the value
+    for ``rotation_propagation`` (1 s), so every verifier watching the status knows it."""
+    issue(cluster)
+    settled(operator, cluster, "ci")
+    cluster.api.reset_log()
+    request_rotation(cluster, "ci", "propagation")
+    wait_for(lambda: rotated_events(cluster, "ci"))
+    ours = [r for r in cluster.api.log.records if r.is_write and r.user_agent.startswith(USER_AGENT)]
+    (status_write,) = [r for r in ours if r.rbac_resource == "orgapitokens/status"]
+    (secret_write,) = [r for r in ours if r.rbac_resource == "secrets"]
+    assert status_write.answered is not None
+    assert secret_write.arrived - status_write.answered >= operator.settings.rotation_propagation - 0.05
+    assert operator.settings.rotation_propagation == 1.0  # the default the test relies on
+    assert not operator.held_values  # the value is held in memory only until it is written
+
+
 def test_a_rotation_interrupted_between_status_and_secret_resumes_with_one_new_value(
     cluster: Cluster, start_operator: OperatorFactory
 ) -> None:

@@ -319,6 +319,23 @@ def test_a_rotation_interrupted_before_its_secret_write_is_resumed() -> None:
     assert (mismatch.action, mismatch.reason) == (Action.REISSUE, Reason.SECRET_MISMATCH)
 
 
+def test_a_rotated_value_this_process_holds_is_written_not_made_again() -> None:
+    """Between the status write and the Secret write the value is held in memory: it is written, also
+    after the previous value's end; a value held for an older status is not (that is a crash's case)."""
+    new = generate()
+    recorded = {**ROTATED, "tokenHash": new.hash}
+    old_secret = secret(value=OLD.plaintext, annotated=OLD.hash)
+    for moment in (datetime(2026, 11, 28, 11, tzinfo=UTC), datetime(2026, 11, 28, 12, tzinfo=UTC)):
+        decision = decide(rotating(recorded), ENTERPRISE, account(), old_secret, moment, held=new.hash)
+        assert decision.action is Action.WRITE_ROTATED
+    stale = decide(rotating(recorded), ENTERPRISE, account(), old_secret, datetime(2026, 11, 28, 11, tzinfo=UTC),
+                   held=generate().hash)
+    assert (stale.action, stale.reason) == (Action.ROTATE, Reason.ROTATION_RESUMED)
+    revoked = decide(rotating(recorded, revoked=True), ENTERPRISE, account(), old_secret,
+                     datetime(2026, 11, 28, 11, tzinfo=UTC), held=new.hash)
+    assert revoked.action is Action.REVOKE  # a revocation never waits for a held value
+
+
 def test_previous_value_ends_early_once_consumers_switched() -> None:
     grace = timedelta(minutes=10)
     used_new = {**ROTATED, "lastUsedAt": "2026-11-27T12:05:00Z", "previousLastUsedAt": "2026-11-27T12:03:00Z"}

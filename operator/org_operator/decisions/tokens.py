@@ -38,6 +38,7 @@ class Action(enum.Enum):
     END_PREVIOUS = "end-previous"  # consumers switched to the new value: the previous one ends now
     IGNORE_ROTATE_REQUEST = "ignore-rotate-request"  # a rotate annotation on a token without spec.rotation
     REPLACE_RETIRED = "replace-retired"  # our Secret holds a previous value that has ended: never adopt it back
+    WRITE_ROTATED = "write-rotated"  # the status records the value this process holds: write it into the Secret
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,12 @@ def decide(
     now: datetime,
     *,
     switch_grace: timedelta = SWITCH_GRACE,
+    held: str | None = None,
 ) -> Decision:
     """What to do with the token. The Enterprise-plan gate stops only issuing a new token: an issued
-    one is revoked, expired, rotated and repaired whatever the namespace's label says."""
+    one is revoked, expired, rotated and repaired whatever the namespace's label says.
+
+    ``held``: the hash of a rotated value this process holds in memory, not yet in the Secret."""
     if token.meta.deleting:
         return Decision(Action.NOTHING, Reason.ISSUED)
     if is_final(token):
@@ -106,7 +110,7 @@ def decide(
         return Decision(Action.REVOKE, Reason.REVOKED_BY_REQUEST,
                         "spec.revoked is true: the token is revoked and never restored")
     if is_issued(token):
-        return _decide_issued(token, account, secret, now, switch_grace)
+        return _decide_issued(token, account, secret, now, switch_grace, held)
     expiry = parse_time(token.status.get("expiresAt"))
     if expiry is not None and expiry <= now:  # a re-issue that waited past the life fixed at first issue
         return Decision(Action.EXPIRE, Reason.EXPIRED, f"the token expired at {token.status['expiresAt']}")
@@ -207,7 +211,7 @@ def revocation(token: ApiTokenView, account: ServiceAccountView | None) -> Decis
 
 def _decide_issued(
     token: ApiTokenView, account: ServiceAccountState, secret: SecretView | None, now: datetime,
-    switch_grace: timedelta,
+    switch_grace: timedelta, held: str | None,
 ) -> Decision:
     revoke = revocation(token, account.view)
     if revoke is not None:
@@ -227,6 +231,8 @@ def _decide_issued(
     if secret.value_hash != token.status.get("tokenHash"):
         if secret.value_hash is not None and secret.value_hash == token.status.get("previousTokenHash") \
                 and token.meta.uid in secret.owner_uids:
+            if held is not None and held == token.status.get("tokenHash"):
+                return Decision(Action.WRITE_ROTATED, Reason.ROTATED, binding=binding)
             if not previous_valid(token, now):
                 return Decision(
                     Action.REPLACE_RETIRED,

@@ -9,10 +9,12 @@ overwritten.
 
 Rotation writes the other way round, status first, so the Secret always holds a value that verifies:
 the status records the new hash with the old one as ``previousTokenHash`` (valid until
-``previousValidUntil``), then the Secret is patched in place (resourceVersion precondition). A crash
-in between leaves the Secret on the previous value, still valid; the next reconcile sees that and
-resumes with a fresh value (the first one was never disclosed, and is overwritten in the status). A
-previous value that has ended is never adopted back from the Secret.
+``previousValidUntil``), then, ``rotation_propagation`` (1 s) later so that verifiers know the new
+value before any consumer can read it, the Secret is patched in place (resourceVersion precondition);
+meanwhile the value is held in memory only (``Controller.held_values``). A crash or a lost Lease in
+between leaves the Secret on the previous value, still valid; the next reconcile sees that and resumes
+with a fresh value (the first one was never disclosed, and is overwritten in the status). A previous
+value that has ended is never adopted back from the Secret.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +45,7 @@ from ..decisions.tokens import (
 from ..kube import Conflict, KubeError, core_path
 from ..runtime.cluster import Key
 from ..runtime.controller import Controller
-from ..tokens import IssuedToken, generate, hash_token, is_well_formed, token_id
+from ..tokens import HeldValue, IssuedToken, generate, hash_token, is_well_formed, token_id
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         ctl.state.forget(PLURAL, key)
         return
     now = datetime.now(UTC)
+    held = ctl.held_values.get(key)
     decision = decide(
         token,
         ctl.state.namespace(token.meta.namespace),
@@ -63,7 +67,10 @@ async def reconcile(ctl: Controller, key: Key) -> None:
         ctl.state.secret((token.meta.namespace, token.secret_name)),
         now,
         switch_grace=timedelta(seconds=ctl.settings.token_switch_grace),
+        held=held.issued.hash if held is not None else None,
     )
+    if decision.action is not Action.WRITE_ROTATED:
+        ctl.held_values.pop(key, None)  # written, superseded, or the token was revoked meanwhile
     match decision.action:
         case Action.NOTHING:
             pass
@@ -79,6 +86,13 @@ async def reconcile(ctl: Controller, key: Key) -> None:
             await _finish(ctl, token, decision, now)
         case Action.DELETE_SECRET:
             await _delete_secret(ctl, token)
+        case Action.WRITE_ROTATED:
+            assert held is not None
+            wait = held.write_at - time.monotonic()
+            if wait > 0:
+                ctl.enqueue(PLURAL, key, delay=wait)
+            else:
+                await _write_rotated(ctl, token, held)
         case Action.ROTATE | Action.REPLACE_RETIRED:
             await _rotate(ctl, token, decision, now)
         case Action.END_PREVIOUS:
@@ -284,17 +298,32 @@ async def _rotate(ctl: Controller, token: ApiTokenView, decision: Decision, now:
         status |= {"previousValidUntil": format_time(now + decision.overlap), "rotatedAt": format_time(now)}
     status |= _active_status(ctl, token, {**token.status, **status}, now)[0]
     await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
-    path = core_path("secrets", token.meta.namespace, token.secret_name)
-    ctl.state.remember_secret(secret.meta.key, await ctl.kube.patch(path, _rotated_secret_patch(ctl, token, issued,
-                                                                                                 secret)))
     if decision.action is Action.REPLACE_RETIRED:
-        ctl.events.warning(KIND, token.meta, Reason.SECRET_MISMATCH,
-                           f"Secret {token.secret_name} held token {token.status.get('previousTokenId')}, whose "
-                           f"overlap had ended: it was replaced by token {issued.token_id}")
-        return
-    ctl.events.normal(KIND, token.meta, Reason.ROTATED,
-                      f"Rotated token {old_id} to token {issued.token_id} in Secret {token.secret_name} "
-                      f"({decision.reason.value}); token {old_id} verifies until {status['previousValidUntil']}")
+        warning, reason = True, Reason.SECRET_MISMATCH
+        message = (f"Secret {token.secret_name} held token {token.status.get('previousTokenId')}, whose overlap had "
+                   f"ended: it was replaced by token {issued.token_id}")
+    else:
+        warning, reason = False, Reason.ROTATED
+        message = (f"Rotated token {old_id} to token {issued.token_id} in Secret {token.secret_name} "
+                   f"({decision.reason.value}); token {old_id} verifies until {status['previousValidUntil']}")
+    # The Secret gets the value only once verifiers have had time to see the status: a consumer reading
+    # the Secret at once must not present a value the verifiers do not know yet.
+    delay = ctl.settings.rotation_propagation
+    ctl.held_values[token.meta.key] = HeldValue(issued, time.monotonic() + delay, warning, reason, message)
+    ctl.enqueue(PLURAL, token.meta.key, delay=delay)
+
+
+async def _write_rotated(ctl: Controller, token: ApiTokenView, held: HeldValue) -> None:
+    """The held value into the Secret (only the operator's keys, guarded by its resourceVersion), then the
+    rotation's audit Event. A 409 keeps the value held and the queue's retry writes it again."""
+    secret = ctl.state.secret((token.meta.namespace, token.secret_name))
+    assert secret is not None
+    path = core_path("secrets", token.meta.namespace, token.secret_name)
+    written = await ctl.kube.patch(path, _rotated_secret_patch(ctl, token, held.issued, secret))
+    ctl.state.remember_secret(secret.meta.key, written)
+    ctl.held_values.pop(token.meta.key, None)
+    record = ctl.events.warning if held.warning else ctl.events.normal
+    record(KIND, token.meta, held.reason, held.message)
 
 
 async def _secret_rejected(ctl: Controller, token: ApiTokenView, decision: Decision, now: datetime,

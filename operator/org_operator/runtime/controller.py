@@ -17,6 +17,7 @@ from ..identity import AuthentikClient, AuthentikError, ClientGroupNotAllowed, G
 from ..kube import Kube, NotLeading, core_path, path
 from ..metrics import RECONCILE_ERRORS, RECONCILES
 from ..settings import OperatorSettings
+from ..tokens import HeldValue
 from .cluster import ClusterState, Key
 from .events import EventRecorder
 from .leader import LeaderElector, LeaseConfig, default_namespace
@@ -72,6 +73,10 @@ class Controller:
         self.identity: AuthentikClient | None = None
         self.drifted: dict[Key, str] = {}  # managed users the resync found out of line, and what differs
         self.identity_failures: dict[Key, int] = {}
+        self.held_values: dict[Key, HeldValue] = {}
+        """Rotated values whose hash the status already records, held in memory (never written anywhere but
+        their Secret) until verifiers have had time to see that status; lost with the process, which is
+        safe: the next run makes another value (see ``handlers.api_tokens``)."""
         self._groups: dict[str, Group] = {}
         self._background: list[asyncio.Task[None]] = []
         self.leading = False
@@ -164,8 +169,9 @@ class Controller:
                 self.enqueue(plural, key)
 
     async def _follow(self) -> None:
-        """Lost the Lease (or stopping): stop all work at once; nothing queued survives the term."""
+        """Lost the Lease (or stopping): stop all work at once; nothing queued or held survives the term."""
         self.leading = False
+        self.held_values.clear()
         if self._relist_timer is not None:
             self._relist_timer.cancel()
             self._relist_timer = None
