@@ -250,7 +250,8 @@ class Run:
         self.converge_times: list[float] = []
         self.values: dict[str, Value] = {}      # plaintext hash -> Value
         self.dead_tokens: dict[str, tuple[float, str]] = {}  # token uid -> (since, why): every value dies
-        self.mu_timeline: dict[str, list[tuple[float, bool]]] = {}  # email -> (time, spec.active) changes
+        self.mu_timeline: dict[str, list[tuple[float, bool | None]]] = {}  # email -> (time, spec.active or
+        # None: deleted, which is no deactivation: a reconcile started before it may still finish)
         self.reset_requests: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.stop_monitor = threading.Event()
@@ -304,6 +305,9 @@ class Run:
                    "ORG_OPERATOR_AUTHENTIK_PUBLIC_HOST": PUBLIC_HOST, "ORG_OPERATOR_RESYNC_INTERVAL": "2",
                    "ORG_OPERATOR_ACCOUNT_STATUS_DELAY": "0.2"}
             self.procs = Processes(self.product, api.write_kubeconfig(logs / "kubeconfig"), logs, env)
+            if peering:  # as the older manifests installed it: the replicas wait for it before serving
+                self.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", {
+                    "apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "org-operator"}})
             for name in REPLICAS:
                 self.procs.start_replica(name)
             self.procs.start_verifier()
@@ -381,7 +385,7 @@ class Run:
 
     def set_mu(self, org: Org, active: bool | None) -> None:
         with self.lock:
-            self.mu_timeline.setdefault(org.email, []).append((self.history.now(), bool(active)))
+            self.mu_timeline.setdefault(org.email, []).append((self.history.now(), active))
 
     def apply(self, org: Org) -> None:
         """GitOps: apply every declared object again, unchanged (Argo CD's sync)."""
