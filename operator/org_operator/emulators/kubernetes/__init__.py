@@ -8,6 +8,7 @@
 from .cluster import Cluster
 from .emulator import KubernetesEmulator, write_kubeconfig
 from .errors import ApiError, FieldError
+from .faults import Fault, Faults, Rule
 from .registry import kopf_peering_crds, read_crds
 from .requestlog import RequestLog, RequestRecord
 from .threaded import EmulatorThread
@@ -16,10 +17,13 @@ __all__ = [
     "ApiError",
     "Cluster",
     "EmulatorThread",
+    "Fault",
+    "Faults",
     "FieldError",
     "KubernetesEmulator",
     "RequestLog",
     "RequestRecord",
+    "Rule",
     "kopf_peering_crds",
     "read_crds",
     "write_kubeconfig",

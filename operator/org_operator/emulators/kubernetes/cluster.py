@@ -112,9 +112,15 @@ class Cluster:
         }
 
     def watch(
-        self, rt: ResourceType, namespace: str | None, name: str | None, query: Mapping[str, str]
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str | None,
+        query: Mapping[str, str],
+        label: object = None,
     ) -> AsyncIterator[Body]:
-        """Check the parameters now (a bad one is an HTTP error), then stream watch events."""
+        """Check the parameters now (a bad one is an HTTP error), then stream watch events.
+        ``label`` tags the watch's subscription, so that it can be found and ended (close_watches)."""
         selection = WatchFilter(
             namespace=namespace,
             name=name,
@@ -130,14 +136,14 @@ class Cluster:
             initial_bookmark=query.get("sendInitialEvents") == "true",
             bookmarks=query.get("allowWatchBookmarks") == "true" and self.bookmark_interval > 0,
         )
-        return self._stream(rt, selection, options)
+        return self._stream(rt, selection, options, label)
 
     async def _stream(
-        self, rt: ResourceType, selection: WatchFilter, options: _StreamOptions
+        self, rt: ResourceType, selection: WatchFilter, options: _StreamOptions, label: object
     ) -> AsyncIterator[Body]:
         loop = asyncio.get_running_loop()
         # Subscribe and snapshot in one synchronous step: no write can slip in between.
-        subscription = self.store.subscribe(rt.store_key)
+        subscription = self.store.subscribe(rt.store_key, label)
         try:
             backlog, alive = self._backlog(rt, selection, options.since, options.initial_bookmark)
             for event in backlog:

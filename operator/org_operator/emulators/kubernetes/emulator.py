@@ -30,8 +30,9 @@ from typing_extensions import override
 from . import errors, kmock_compat  # noqa: F401  (kmock_compat fixes kmock's parser on import)
 from .cluster import Cluster
 from .errors import ApiError
+from .faults import Fault, Faults
 from .registry import kopf_peering_crds, read_crds
-from .requestlog import RequestLog, parse_api_path
+from .requestlog import RequestLog, RequestRecord, parse_api_path
 from .store import Body
 
 CrdSource = str | pathlib.Path | Mapping[str, Any]
@@ -59,8 +60,10 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
 
     history_limit: int = 10_000  # watch events kept; older resourceVersions get 410 Expired
     bookmark_interval: float = 60.0  # seconds between BOOKMARKs on watches that allow them
+    fault_seed: int = 0  # seeds Faults: the same seed and traffic replay the same faults
     cluster: Cluster = attrs.field(init=False)
     log: RequestLog = attrs.field(init=False, factory=RequestLog)
+    faults: Faults = attrs.field(init=False)  # thread-safe: see faults.py
     _base_url: str | None = attrs.field(init=False, default=None)
     _own_reactions: int = attrs.field(init=False, default=0)  # beyond these, a test added reactions
     _cut_off: frozenset[str] | None = attrs.field(init=False, default=None)  # see partition()
@@ -69,6 +72,7 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.cluster = Cluster(history_limit=self.history_limit, bookmark_interval=self.bookmark_interval)
+        self.faults = Faults(self.fault_seed)
         self.fallback[_is_resource_request] << self._serve_resource
         self[f"get {STATS_PREFIX}requests"] << self._serve_log
         self[f"delete {STATS_PREFIX}requests"] << self._reset_log
@@ -176,6 +180,38 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
         self._cut_off = None
         self._healed.set()
 
+    def close_watches(
+        self, probability: float = 1.0, *, resource: str | None = None, user_agent: str | None = None
+    ) -> int:
+        """End open watch streams cleanly, as the apiserver does when a watch's timeout ends (the
+        client sees the response end and re-watches from its last resourceVersion). Each open watch
+        (optionally only of ``resource``, e.g. ``orgapitokens``, or one exact ``user_agent``) is
+        closed with ``probability``, drawn in the order the watches were opened from the seeded
+        stream of :attr:`faults`. Returns how many were closed; counted as ``watch-close``.
+        Call it on the emulator's event loop (``EmulatorThread.close_watches`` does)."""
+        closed = 0
+        for subscription in self.cluster.store.subscriptions():
+            label = subscription.label
+            if not isinstance(label, tuple):
+                continue
+            watched, agent = label
+            if (resource is None or resource == watched) and (user_agent is None or user_agent == agent):
+                if self.faults.roll_watch(probability):
+                    self.cluster.store.end(subscription)
+                    closed += 1
+        if closed:
+            self.faults.count("watch-close", closed)
+        return closed
+
+    def expire_history(self) -> int:
+        """Compact the history as etcd compaction does: a watch resuming from any resourceVersion
+        older than the current one gets 410 Gone ("too old resource version") and must re-list.
+        Open watches are not closed (combine with :meth:`close_watches` to make them resume).
+        Returns the compacted resourceVersion; counted as ``expire``. Call it on the emulator's loop."""
+        compacted = self.cluster.store.compact()
+        self.faults.count("expire")
+        return compacted
+
     async def _reachable(self, user_agent: str) -> None:
         """Until the client with ``user_agent`` is on the same side of the partition as the server."""
         while self._cut_off is not None and (not self._cut_off or user_agent in self._cut_off):
@@ -190,15 +226,42 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
         user_agent = _header(request, "User-Agent")
         await self._reachable(user_agent)
         record = self.log.record(request.method.value.upper(), request.url.path, request.params, user_agent)
+        fault = self.faults.pick(record)
         try:
-            response = await self._route(request)
+            if fault is None:
+                response = await self._route(request)
+            else:
+                record.fault = fault.kind
+                response = await self._inject(fault, request, record)
         except BaseException:
             record.status = 500
             raise
         finally:
             record.answered = time.monotonic()
-        record.status = response.status
+        record.status = None if fault is not None and fault.rule.action == "drop" else response.status
         return response
+
+    async def _inject(
+        self, fault: Fault, request: kmock.Request, record: RequestRecord
+    ) -> aiohttp.web.StreamResponse:
+        """Carry out a fault; with ``applied``, the request is served first and its answer lost."""
+        rule = fault.rule
+        if rule.action == "slow":
+            if rule.applied:
+                response = await self._route(request)
+                await asyncio.sleep(rule.delay)
+                return response
+            await asyncio.sleep(rule.delay)
+            return await self._route(request)
+        if rule.applied and record.verb != "watch":
+            await self._route(request)
+        if rule.action == "drop":
+            raw = request._raw_request  # kmock keeps aiohttp's request: the only way to its socket
+            if raw is not None and raw.transport is not None:
+                raw.transport.close()
+            return aiohttp.web.Response(status=499)  # never sent: the transport is closing
+        status, headers, body = fault.answer(record, _body_name(request))
+        return aiohttp.web.Response(status=status, headers=headers, body=body)
 
     async def _route(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         """kmock matches a request by scanning every request recorded so far (quadratic in a
@@ -226,7 +289,9 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
         method, query, ns, name = request.method.value.upper(), request.params, path.namespace, path.name
         if method == "GET" and query.get("watch") in ("true", "1"):
             user_agent = _header(request, "User-Agent")
-            return stream_response(self.cluster.watch(rt, ns, name, query), lambda: self._reachable(user_agent))
+            resource = f"{path.plural}/{path.subresource}" if path.subresource else path.plural
+            events = self.cluster.watch(rt, ns, name, query, label=(resource, user_agent))
+            return stream_response(events, lambda: self._reachable(user_agent))
         if method == "GET" and name is not None:
             if path.subresource not in (None, "status") or (path.subresource and not rt.has_status):
                 raise errors.resource_not_found()
@@ -332,6 +397,15 @@ async def _lines(events: AsyncIterator[Body], reachable: Callable[[], Awaitable[
 
 def _header(request: kmock.Request, name: str) -> str:
     return next((value for key, value in request.headers.items() if key.lower() == name.lower()), "")
+
+
+def _body_name(request: kmock.Request) -> str | None:
+    """metadata.name of a create's body, for a Status naming the object (None if unreadable)."""
+    try:
+        name = json.loads(request.body)["metadata"]["name"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _json_body(request: kmock.Request, *, optional: bool = False) -> Any:

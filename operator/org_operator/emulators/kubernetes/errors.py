@@ -189,6 +189,21 @@ def expired(message: str) -> ApiError:
     return _status(410, "Expired", message)
 
 
+def internal_error(cause: str) -> ApiError:
+    """apierrors.NewInternalError: e.g. an etcd failure surfacing through the storage layer."""
+    return _status(500, "InternalError", f"Internal error occurred: {cause}", {"causes": [{"message": cause}]})
+
+
+def service_unavailable(message: str) -> ApiError:
+    """apierrors.NewServiceUnavailable: no details (the shutdown filter adds ``Retry-After: 1``)."""
+    return _status(503, "ServiceUnavailable", message)
+
+
+def too_many_requests(message: str, retry_after_seconds: int) -> ApiError:
+    """apierrors.NewTooManyRequests: written with a ``Retry-After`` header of the same seconds."""
+    return _status(429, "TooManyRequests", message, {"retryAfterSeconds": retry_after_seconds})
+
+
 def resource_not_found() -> ApiError:
     return _status(404, "NotFound", "the server could not find the requested resource", {})
 

@@ -25,6 +25,7 @@ class RequestRecord:
     name: str | None = None
     subresource: str | None = None
     status: int | None = None  # the HTTP status answered (watches: once the stream ends)
+    fault: str | None = None  # the injected fault's kind (see Faults.injected); for a drop, status is moot
     user_agent: str = ""  # tells the clients apart, e.g. the operator's calls from a test's own
     arrived: float = field(default_factory=time.monotonic)  # when the request came in, and when it was answered:
     answered: float | None = None  # tests order requests of several clients by them (e.g. against a Lease's holder)

@@ -33,6 +33,8 @@ class Subscription:
     """A live watch's inbox; ``None`` tells the watch to end (the server is closing)."""
 
     store_key: StoreKey
+    label: object = None  # who watches what, for ending chosen watches (close_watches)
+    serial: int = 0  # the order watches were opened in: fault rolls are drawn in it
     queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
 
 
@@ -46,6 +48,7 @@ class Store:
         self._history: collections.deque[Event] = collections.deque()
         self._history_limit = history_limit
         self._subscriptions: dict[StoreKey, set[Subscription]] = collections.defaultdict(set)
+        self._serial = 0
         self._by_uid: dict[str, tuple[StoreKey, ObjectKey]] = {}
         self._dependents: dict[str, set[tuple[StoreKey, ObjectKey]]] = collections.defaultdict(set)
 
@@ -110,13 +113,30 @@ class Store:
             return None
         return [event for event in self._events_after(rv) if event.store_key == store_key]
 
-    def subscribe(self, store_key: StoreKey) -> Subscription:
-        subscription = Subscription(store_key)
+    def compact(self) -> int:
+        """Drop the whole event history, as etcd compaction at the current revision does: resuming
+        from any older resourceVersion is then "too old". Returns the compacted resourceVersion."""
+        self._history.clear()
+        self.compacted_rv = self.rv
+        return self.rv
+
+    def subscribe(self, store_key: StoreKey, label: object = None) -> Subscription:
+        self._serial += 1
+        subscription = Subscription(store_key, label, self._serial)
         self._subscriptions[store_key].add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions[subscription.store_key].discard(subscription)
+
+    def subscriptions(self) -> list[Subscription]:
+        """Open subscriptions, oldest first."""
+        found = [s for subscriptions in self._subscriptions.values() for s in subscriptions]
+        return sorted(found, key=lambda subscription: subscription.serial)
+
+    def end(self, subscription: Subscription) -> None:
+        """Tell one watch to end after the events already queued for it."""
+        subscription.queue.put_nowait(None)
 
     def close_subscriptions(self) -> None:
         for subscriptions in self._subscriptions.values():

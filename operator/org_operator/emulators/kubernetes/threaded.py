@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from .emulator import CrdSource, KubernetesEmulator, NamespaceSeeds, write_kubeconfig
+from .faults import Faults
 from .requestlog import RequestLog
 from .store import Body
 
@@ -72,6 +73,29 @@ class EmulatorThread:
     @property
     def log(self) -> RequestLog:
         return self.emulator.log
+
+    @property
+    def faults(self) -> Faults:
+        """The emulator's fault schedule: thread-safe, use it directly from any thread."""
+        return self.emulator.faults
+
+    def close_watches(
+        self, probability: float = 1.0, *, resource: str | None = None, user_agent: str | None = None
+    ) -> int:
+        """``KubernetesEmulator.close_watches`` run on the emulator's loop."""
+        return self.call(self.emulator.close_watches, probability, resource=resource, user_agent=user_agent)
+
+    def expire_history(self) -> int:
+        """``KubernetesEmulator.expire_history`` run on the emulator's loop."""
+        return self.call(self.emulator.expire_history)
+
+    def partition(self, *user_agents: str) -> None:
+        """``KubernetesEmulator.partition`` run on the emulator's loop."""
+        self.call(self.emulator.partition, *user_agents)
+
+    def heal(self) -> None:
+        """``KubernetesEmulator.heal`` run on the emulator's loop."""
+        self.call(self.emulator.heal)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the emulator's loop (its state is not thread-safe) and return its result."""
