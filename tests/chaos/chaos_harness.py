@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from org_operator.emulators.authentik import AuthentikEmulatorThread
-from org_operator.emulators.kubernetes import EmulatorThread
+from org_operator.emulators.kubernetes import EmulatorThread, Rule
 
 GROUP, VERSION = "org.alien.club", "v1alpha1"
 PLAN_LABEL, ENTERPRISE = f"{GROUP}/plan", "enterprise"
@@ -300,6 +300,7 @@ class Run:
                 httpx.Client(base_url=api.url, timeout=15, headers={"User-Agent": GITOPS}) as http, \
                 httpx.Client(timeout=5) as probe:
             self.api, self.authentik, self.http, self.probe = api, authentik, http, probe
+            api.faults.seed(self.o.seed)
             authentik.store.set_recovery_flow("default-recovery-flow", domain=PUBLIC_HOST)
             env = {**LEASE_ENV, "ORG_OPERATOR_AUTHENTIK_URL": authentik.url, "ORG_OPERATOR_AUTHENTIK_TOKEN": AK_TOKEN,
                    "ORG_OPERATOR_AUTHENTIK_PUBLIC_HOST": PUBLIC_HOST, "ORG_OPERATOR_RESYNC_INTERVAL": "2",
@@ -341,7 +342,8 @@ class Run:
         kinds = ["kill_leader", "kill_leader", "kill_standby", "kill_verifier", "ak_5xx", "ak_timeout",
                  "k8s_partition_leader"]
         if self.o.kube_faults:
-            kinds += ["k8s_error", "k8s_throttle", "k8s_conflict", "k8s_drop", "k8s_close_watches", "k8s_expire"]
+            kinds += ["k8s_error", "k8s_throttle", "k8s_conflict", "k8s_slow", "k8s_drop", "k8s_close_watches",
+                      "k8s_expire"]
         faults = [(rng.random(), rng.choice(kinds), rng.random()) for _ in range(rng.randint(3, 6))]
         if outage:
             faults.append((rng.random() * 0.5, "ak_outage", self.o.outage))
@@ -565,32 +567,27 @@ class Run:
             self.kube_fault(kind, param)
 
     def kube_fault(self, kind: str, param: float) -> None:
-        """Kubernetes API faults through the emulator's Faults API (issue 12's emulator half)."""
-        emulator = self.api.emulator
-        faults = getattr(emulator, "faults", None)
-        if faults is None:
-            self.faults[kind] -= 1
-            self.faults[f"{kind}:unsupported"] += 1
-            return
-        from org_operator.emulators.kubernetes import faults as kfaults  # type: ignore[attr-defined]
-
-        operator_agents = [f"org-operator/{name}" for name in REPLICAS]
-        agent = operator_agents[int(param * 2)]
+        """Kubernetes API faults through the emulator's seeded Faults (issue 12's emulator half): a
+        burst against one client (an operator replica, sometimes the verifier), retired after 5 s."""
         if kind == "k8s_close_watches":
-            self.api.call(emulator.close_watches, 1.0)
+            self.api.close_watches(0.5 + param / 2)
             return
         if kind == "k8s_expire":
-            self.api.call(emulator.expire_history)
+            self.api.expire_history()
             return
+        agent = [*(f"org-operator/{name}" for name in REPLICAS), "org-operator-verifier"][int(param * 3)]
         resource = ["*", "orgapitokens", "orgapitokens/status", "secrets", "orgmanagedusers/status"][int(param * 5)]
-        rule = {"k8s_error": dict(action="error", status=500 if param < 0.5 else 503),
-                "k8s_throttle": dict(action="throttle", status=429, retry_after=1),
-                "k8s_conflict": dict(action="conflict", status=409, verb="update"),
-                "k8s_drop": dict(action="drop", applied=param < 0.5, verb="*")}[kind]
-        rule.setdefault("verb", "*")
-        added = self.api.call(faults.add, kfaults.Rule(resource=resource, user_agent=agent, probability=0.3,
-                                                       times=1 + int(param * 6), **rule))
-        self.after(5, lambda: self.api.call(faults.remove, added) if hasattr(faults, "remove") else None)
+        action: dict[str, Any] = {
+            "k8s_error": {"action": "error", "status": 500 if param < 0.5 else 503, "applied": param < 0.25},
+            "k8s_throttle": {"action": "throttle"},
+            "k8s_conflict": {"action": "conflict"},
+            "k8s_slow": {"action": "slow", "delay": 0.5 + 2 * param},
+            "k8s_drop": {"action": "drop", "applied": param < 0.5},
+        }[kind]
+        rule = self.api.faults.add(Rule(resource=resource, user_agent=agent, probability=0.3,
+                                        times=1 + int(param * 6), **action))
+        self.history.add(f"kubernetes fault {rule}")
+        self.after(5, lambda: self.api.faults.remove(rule))
 
     def authentik_up(self) -> None:
         self.authentik.up()
@@ -612,9 +609,7 @@ class Run:
         self.authentik.faults.clear()
         self.authentik.up()
         self.api.call(self.api.emulator.heal)
-        faults = getattr(self.api.emulator, "faults", None)
-        if faults is not None:
-            self.api.call(faults.clear)
+        self.api.faults.clear()
         for name in (*REPLICAS, "verifier"):
             self.restart(name)
         self.history.add("faults stopped")
@@ -728,6 +723,12 @@ class Run:
     def unconverged(self) -> list[str]:
         """What still differs from the declared state, or does not say why it cannot get there."""
         problems = []
+        try:
+            ready = self.probe.get(f"http://127.0.0.1:{self.procs.verifier_port}/readyz").status_code
+        except httpx.HTTPError as error:
+            ready = type(error).__name__
+        if ready != 200:
+            problems.append(f"verifier /readyz: {ready}")
         namespaces = {n["metadata"]["name"]: n for n in self.objects("namespaces")}
         secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in self.objects("secrets")}
         users = {u.username: u for u in self.authentik.store.users()}
@@ -858,6 +859,9 @@ class Run:
         return {
             "seed": self.o.seed, "product": str(self.product.root), "commit": self.product.commit(),
             "lifecycles": self.done_lifecycles, "faults": dict(sorted(self.faults.items())),
+            "kubernetes_injected": dict(sorted(self.api.faults.injected.items())),
+            "authentik_answers": dict(sorted(Counter(str(r.status) for r in self.authentik.traffic.requests()
+                                                     if r.status is None or r.status >= 429).items())),
             "kills": self.kills, "leader_changes": self.leader_changes,
             "verifier_restarts": self.procs.spawns["verifier"] - 1, "invariant_checks": self.checks,
             "token_values": len(self.values), "violations": len(self.violations),
