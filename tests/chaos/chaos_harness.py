@@ -26,6 +26,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -66,7 +67,9 @@ class Product:
 
     @property
     def cli(self) -> str:
-        return str(self.root / ".venv" / "bin" / "org-operator")
+        """Its own venv's script; without one (CI installs into the running venv), the one next to us."""
+        script = self.root / ".venv" / "bin" / "org-operator"
+        return str(script if script.exists() else Path(sys.executable).parent / "org-operator")
 
     @property
     def crds(self) -> Path:
