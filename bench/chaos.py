@@ -11,7 +11,9 @@ history (saved in <logs>/history.txt); the exit status is 1.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "chaos
 from chaos_harness import Options, Product, chaos_run  # noqa: E402
 
 
+def _stop(signum: int, _frame: object) -> None:
+    """SIGTERM (and SIGINT, which a background job ignores) end the run cleanly: processes stopped."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack, when a run seems stuck
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lifecycles", type=int, default=24)

@@ -181,7 +181,7 @@ class Processes:
 # The workload ---------------------------------------------------------------------------------------
 
 OPS = ["reapply", "reapply", "sa_toggle", "mu_toggle", "mu_toggle", "lose_secret", "lose_secret",
-       "plan_off_on", "new_token", "delete_token", "recreate_mu"]
+       "plan_off_on", "new_token", "delete_token", "recreate_mu", "recreate_sa"]
 
 
 def lifecycle_script(seed: int, index: int) -> list[tuple[str, Any]]:
@@ -203,6 +203,7 @@ class Org:
     script: list[tuple[str, Any]]
     ns: str = ""
     sa_active: bool = True
+    sa_email: str = ""
     mu_active: bool = True
     tokens: list[str] = field(default_factory=list)
     next_token: int = 0
@@ -348,6 +349,7 @@ class Run:
             kinds += ["k8s_error", "k8s_throttle", "k8s_conflict", "k8s_slow", "k8s_drop", "k8s_close_watches",
                       "k8s_expire"]
         faults = [(rng.random(), rng.choice(kinds), rng.random()) for _ in range(rng.randint(3, 6))]
+        faults += [(rng.random(), "kill_leader", rng.random()) for _ in range(rng.randint(1, 2))]
         if outage:
             faults.append((rng.random() * 0.5, "ak_outage", self.o.outage))
         return sorted(faults)
@@ -399,7 +401,7 @@ class Run:
 
     def declared(self, org: Org) -> list[tuple[str, str, dict[str, Any]]]:
         items: list[tuple[str, str, dict[str, Any]]] = [
-            ("orgserviceaccounts", "bot", {"email": f"bot@{org.ns}.example", "active": org.sa_active})]
+            ("orgserviceaccounts", "bot", {"email": org.sa_email, "active": org.sa_active})]
         if org.mu_exists:
             items.append(("orgmanagedusers", "jane", {"email": org.email, "firstName": "Jane", "lastName": "Doe",
                                                       "deletionPolicy": "Delete", "active": org.mu_active}))
@@ -420,6 +422,7 @@ class Run:
             org.ns = f"org-{org.index}"
             org.tokens = [f"t{i}" for i in range(arg)]
             org.next_token = arg
+            org.sa_email = f"bot@{org.ns}.example"
             self.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
                 "name": org.ns, "labels": {PLAN_LABEL: ENTERPRISE}}})
             self.set_mu(org, True)
@@ -474,6 +477,14 @@ class Run:
                 return True
             self.create(org, "orgmanagedusers", "jane", self.declared(org)[1][2])
             self.set_mu(org, org.mu_active)
+        elif op == "recreate_sa":  # the same name again, with the same email or another one
+            self.request("DELETE", self.url("orgserviceaccounts", org.ns, "bot"), ok=(200, 404))
+            self.kill_account(org.ns, "bot", now, "service account deleted")
+            if not self.wait(lambda: self.get("orgserviceaccounts", org.ns, "bot") is None, 40):
+                self.history.add(f"{org.ns}/bot: deletion still pending after 40 s")
+                return True
+            org.sa_email = f"bot{'' if arg < 0.5 else int(arg * 100)}@{org.ns}.example"
+            self.create(org, "orgserviceaccounts", "bot", self.declared(org)[0][2])
         elif op == "delete_all":
             org.deleted = True
             for name in org.tokens:
@@ -886,6 +897,8 @@ class Run:
 
 def chaos_run(product: Product, options: Options) -> tuple[dict[str, Any], Run]:
     run = Run(product, options)
-    result = run.execute()
-    (options.logs / "history.txt").write_text(run.report())
+    try:
+        result = run.execute()
+    finally:  # an interrupted run leaves its history too
+        (options.logs / "history.txt").write_text(run.report())
     return result, run
