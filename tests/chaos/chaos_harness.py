@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import faulthandler
 import hashlib
 import json
 import os
@@ -297,6 +298,7 @@ class Run:
     def execute(self) -> dict[str, Any]:
         logs = self.o.logs.resolve()
         logs.mkdir(parents=True, exist_ok=True)
+        self.stacks = (logs / "stacks.txt").open("w")
         started = time.monotonic()
         peering = self.product.peering()
         with EmulatorThread(crds=[self.product.crds], kopf_peering=peering) as api, \
@@ -325,6 +327,7 @@ class Run:
                 monitor.join(timeout=30)
                 self.final_checks()
                 self.procs.stop_all()
+                faulthandler.cancel_dump_traceback_later()
         return self.summary(time.monotonic() - started)
 
     def rounds(self) -> None:
@@ -375,6 +378,7 @@ class Run:
                 continue
             org = rng.choice(ready)
             op, arg = org.script.pop(0)
+            faulthandler.dump_traceback_later(240, file=self.stacks)  # no step for 4 minutes: say where it hangs
             if not self.do(org, op, arg):
                 org.script.insert(0, (op, arg))  # the API refused for now (e.g. a lock not applied yet)
                 org.not_before = time.monotonic() + 0.5
@@ -887,7 +891,7 @@ class Run:
 
     def report(self) -> str:
         """What a violation prints: the seed, the schedule and the history, so it replays."""
-        lines = [f"CHAOS VIOLATIONS (seed {self.o.seed}, product {self.product.root}); replay: "
+        lines = [f"chaos run: {len(self.violations)} violations (seed {self.o.seed}, {self.product.root}); replay: "
                  f"bench/chaos.py --seed {self.o.seed} --lifecycles {self.o.lifecycles} --product {self.product.root}"]
         lines += [f"  invariant {v.invariant} at {v.at:.1f} s: {v.message}" for v in self.violations]
         lines += ["schedule:"] + [f"  {s}" for s in self.schedule]
