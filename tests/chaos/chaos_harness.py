@@ -247,6 +247,7 @@ class Run:
         self.product, self.o = product, options
         self.history = History()
         self.violations: list[Violation] = []
+        self.repeats: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.schedule: list[str] = []
         self.kills = 0
@@ -266,9 +267,11 @@ class Run:
 
     # --- plumbing ------------------------------------------------------------------------------------
 
-    def violate(self, invariant: int, message: str) -> None:
+    def violate(self, invariant: int, message: str, key: str | None = None) -> None:
+        """Record a violation once per ``key`` (default: the message); repeats are only counted."""
         with self.lock:
-            if any(v.message == message for v in self.violations):
+            self.repeats[key or message] += 1
+            if self.repeats[key or message] > 1:
                 return
             self.violations.append(Violation(invariant, message, self.history.now()))
         self.history.add(f"VIOLATION {invariant}: {message}")
@@ -705,8 +708,10 @@ class Run:
             self.checks += 1
             if code == 200 and value.dead_since is not None and sent > value.dead_since + self.o.grace:
                 invariant = 2 if value.dead_why.startswith(("superseded", "status now")) else 1
-                self.violate(invariant, f"{value.ns}/{value.name} value {token_hash(value.plaintext)[:8]} got 200 "
-                                        f"{sent - value.dead_since:.1f} s after: {value.dead_why}")
+                digest = token_hash(value.plaintext)[:8]
+                self.violate(invariant, f"{value.ns}/{value.name} value {digest} got 200 "
+                                        f"{sent - value.dead_since:.1f} s after: {value.dead_why}",
+                             key=f"{value.uid}/{digest}/{value.dead_why}")
 
     def present(self, plaintext: str) -> int | None:
         try:
