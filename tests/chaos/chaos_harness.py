@@ -105,6 +105,7 @@ class Violation:
     invariant: int
     message: str
     at: float
+    key: str
 
 
 class History:
@@ -273,7 +274,7 @@ class Run:
             self.repeats[key or message] += 1
             if self.repeats[key or message] > 1:
                 return
-            self.violations.append(Violation(invariant, message, self.history.now()))
+            self.violations.append(Violation(invariant, message, self.history.now(), key or message))
         self.history.add(f"VIOLATION {invariant}: {message}")
 
     def url(self, plural: str, ns: str | None = None, name: str | None = None) -> str:
@@ -898,7 +899,10 @@ class Run:
         """What a violation prints: the seed, the schedule and the history, so it replays."""
         lines = [f"chaos run: {len(self.violations)} violations (seed {self.o.seed}, {self.product.root}); replay: "
                  f"bench/chaos.py --seed {self.o.seed} --lifecycles {self.o.lifecycles} --product {self.product.root}"]
-        lines += [f"  invariant {v.invariant} at {v.at:.1f} s: {v.message}" for v in self.violations]
+        for v in self.violations:
+            seen = self.repeats[v.key]
+            again = f" (seen {seen} times)" if seen > 1 else ""
+            lines.append(f"  invariant {v.invariant} at {v.at:.1f} s: {v.message}{again}")
         lines += ["schedule:"] + [f"  {s}" for s in self.schedule]
         lines += ["history:"] + [f"  {h}" for h in self.history.lines]
         return "\n".join(lines)
