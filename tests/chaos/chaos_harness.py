@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import socket
 import statistics
@@ -271,10 +272,11 @@ class Run:
     def violate(self, invariant: int, message: str, key: str | None = None) -> None:
         """Record a violation once per ``key`` (default: the message); repeats are only counted."""
         with self.lock:
-            self.repeats[key or message] += 1
-            if self.repeats[key or message] > 1:
+            key = key or re.sub(r"^round \d+: ", "", message)  # the same finding in a later round is a repeat
+            self.repeats[key] += 1
+            if self.repeats[key] > 1:
                 return
-            self.violations.append(Violation(invariant, message, self.history.now(), key or message))
+            self.violations.append(Violation(invariant, message, self.history.now(), key))
         self.history.add(f"VIOLATION {invariant}: {message}")
 
     def url(self, plural: str, ns: str | None = None, name: str | None = None) -> str:
@@ -756,6 +758,7 @@ class Run:
         namespaces = {n["metadata"]["name"]: n for n in self.objects("namespaces")}
         secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in self.objects("secrets")}
         users = {u.username: u for u in self.authentik.store.users()}
+        accounts = {(a["metadata"]["namespace"], a["metadata"]["name"]): a for a in self.objects("orgserviceaccounts")}
         for plural in ("orgserviceaccounts", "orgmanagedusers", "orgapitokens"):
             for body in self.objects(plural):
                 meta, status = body["metadata"], body.get("status") or {}
@@ -774,6 +777,10 @@ class Run:
                     continue
                 spec, phase = body.get("spec") or {}, status.get("phase")
                 if plural == "orgapitokens" and phase == "Active":
+                    account = accounts.get((meta["namespace"], spec.get("serviceAccountName")))
+                    bound = status.get("serviceAccountUid")
+                    if account is None or (bound and bound != account["metadata"]["uid"]):
+                        problems.append(f"{where}: Active, but its service account is gone or another one")
                     secret = secrets.get((meta["namespace"], spec.get("secretName") or meta["name"]))
                     if secret is None:
                         problems.append(f"{where}: Active without its Secret")
