@@ -1,0 +1,924 @@
+"""A seeded chaos run: real operator and verifier processes, emulated Kubernetes and Authentik, random
+faults, and the invariants of issue 12 checked while it runs and at the end.
+
+The emulators run in this process (threads); the operator replicas (`org-operator run -A`, two, with
+leader election) and the verifier (`org-operator verifier -A`) are real processes of the *product*
+checkout under test (``Product``: a repository with its own ``.venv``), killed with SIGKILL at random
+moments and restarted. Everything random comes from the seed: the workload of each lifecycle and the
+fault schedule of each round are drawn before the round starts, so ``--seed N`` replays the same
+script (timings on a loaded machine differ, the script does not).
+
+A round: a few organization lifecycles run interleaved while the round's faults fire; then the faults
+stop (Authentik up, partitions healed, every process running) and the run waits for convergence
+(invariant 7), then checks the stores (2-6). Invariants 1 and 2 are also checked continuously by a
+monitor thread that presents every token value read from Secrets to the running verifier's /auth.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import faulthandler
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from org_operator.emulators.authentik import AuthentikEmulatorThread
+from org_operator.emulators.kubernetes import EmulatorThread, Rule
+
+GROUP, VERSION = "org.alien.club", "v1alpha1"
+PLAN_LABEL, ENTERPRISE = f"{GROUP}/plan", "enterprise"
+PUBLIC_HOST, AK_TOKEN = "auth.acme.example", "ak-chaos-token-5d1f"
+GITOPS = "chaos-gitops/1.0"  # the workload's User-Agent: never partitioned, never faulted
+LEASE_ENV = {"ORG_OPERATOR_LEASE_DURATION": "3", "ORG_OPERATOR_LEASE_RENEW_DEADLINE": "2",
+             "ORG_OPERATOR_LEASE_RETRY_PERIOD": "0.5"}
+REPLICAS = ("replica-a", "replica-b")
+
+
+def token_hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode("ascii")).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Product:
+    """The checkout under test: its ``crds/`` and its ``.venv``'s console script; older CLIs differ."""
+
+    root: Path
+
+    @property
+    def cli(self) -> str:
+        """Its own venv's script; without one (CI installs into the running venv), the one next to us."""
+        script = self.root / ".venv" / "bin" / "org-operator"
+        return str(script if script.exists() else Path(sys.executable).parent / "org-operator")
+
+    @property
+    def crds(self) -> Path:
+        return self.root / "crds"
+
+    def peering(self) -> bool:
+        """True for the kopf-peering generation (``run --priority``), before the Lease."""
+        help_text = subprocess.run([self.cli, "run", "--help"], capture_output=True, text=True, check=True).stdout
+        return "--priority" in help_text
+
+    def commit(self) -> str:
+        return subprocess.run(["git", "-C", str(self.root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+
+
+@dataclass
+class Options:
+    seed: int = 1
+    lifecycles: int = 12
+    per_round: int = 6          # lifecycles per round (a round ends with a quiet convergence check)
+    concurrency: int = 3        # lifecycles interleaved at once
+    outage: float = 60.0        # seconds of the Authentik outage (one per run, in a round drawn from the seed)
+    grace: float = 1.0          # invariant 1: a dead token may verify at most this long after the change
+    converge_within: float = 30.0
+    step_pause: float = 0.35    # upper bound of the random pause between workload steps
+    kube_faults: bool = True    # use the emulator's Faults API when the emulator has it
+    logs: Path = Path("chaos-logs")
+
+
+@dataclass
+class Violation:
+    invariant: int
+    message: str
+    at: float
+    key: str
+
+
+class History:
+    """Everything that happened, in order, with the time since the start: what a replay is read against."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    def add(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(f"{self.now():8.2f} {line}")
+
+
+# The product processes ----------------------------------------------------------------------------
+
+
+class Processes:
+    """The operator replicas and the verifier: started, SIGKILLed and restarted; one log file per spawn."""
+
+    def __init__(self, product: Product, kubeconfig: Path, logs: Path, env: dict[str, str]) -> None:
+        self.product, self.kubeconfig, self.logs, self.env = product, kubeconfig, logs, env
+        self.peering = product.peering()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.spawns: Counter[str] = Counter()
+        self.verifier_port = free_port()
+        self.metrics_ports = {name: free_port() for name in REPLICAS}
+        self.log_files: list[Path] = []
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        self.spawns[name] += 1
+        path = self.logs / f"{name}.{self.spawns[name]}.log"
+        self.log_files.append(path)
+        env = {**os.environ, **self.env, "KUBECONFIG": str(self.kubeconfig), "ORG_OPERATOR_INSTANCE": name}
+        env.pop("VIRTUAL_ENV", None)
+        with path.open("wb") as log:
+            self.procs[name] = subprocess.Popen([self.product.cli, *argv], env=env, stdout=log,
+                                                stderr=subprocess.STDOUT, cwd=self.logs)
+
+    def start_replica(self, name: str) -> None:
+        argv = ["run", "-A", "-v", "--metrics-port", str(self.metrics_ports[name])]
+        if self.peering:  # the older generation: kopf peering, the highest priority is the active one
+            argv += ["--priority", str(20 if name == REPLICAS[0] else 10)]
+        self._spawn(name, argv)
+
+    def start_verifier(self) -> None:
+        self._spawn("verifier", ["verifier", "-A", "-v", "--port", str(self.verifier_port)])
+
+    def alive(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# The workload ---------------------------------------------------------------------------------------
+
+OPS = ["reapply", "reapply", "sa_toggle", "mu_toggle", "mu_toggle", "lose_secret", "lose_secret",
+       "plan_off_on", "new_token", "delete_token", "recreate_mu", "recreate_sa"]
+
+
+def lifecycle_script(seed: int, index: int) -> list[tuple[str, Any]]:
+    """One organization's life, drawn from (seed, index) alone: creation, random changes, maybe deletion."""
+    rng = random.Random(f"{seed}/lifecycle/{index}")
+    script: list[tuple[str, Any]] = [("create", rng.randint(1, 2))]
+    for _ in range(rng.randint(4, 9)):
+        script.append((rng.choice(OPS), rng.random()))
+    if rng.random() < 0.5:
+        script.append(("delete_all", None))
+    return script
+
+
+@dataclass
+class Org:
+    """What the workload has declared for one organization (its GitOps repository)."""
+
+    index: int
+    script: list[tuple[str, Any]]
+    ns: str = ""
+    sa_active: bool = True
+    sa_email: str = ""
+    mu_active: bool = True
+    tokens: list[str] = field(default_factory=list)
+    next_token: int = 0
+    plan: bool = True
+    mu_exists: bool = True
+    deleted: bool = False
+    not_before: float = 0.0
+
+    @property
+    def email(self) -> str:
+        return f"jane.{self.ns}@acme.example"
+
+
+# Invariant bookkeeping ------------------------------------------------------------------------------
+
+
+@dataclass
+class Value:
+    """One token plaintext seen in a Secret, and since when it must no longer verify (None: alive)."""
+
+    plaintext: str
+    ns: str
+    name: str
+    uid: str
+    account: str
+    first_seen: float
+    confirmed: bool = False        # the token's status has recorded this value's hash
+    dead_since: float | None = None
+    dead_why: str = ""
+
+    def kill(self, at: float, why: str) -> None:
+        if self.dead_since is None or at < self.dead_since:
+            self.dead_since, self.dead_why = at, why
+
+
+class Run:
+    """One chaos run: emulators, processes, workload, fault schedule, monitor and checks."""
+
+    def __init__(self, product: Product, options: Options) -> None:
+        self.product, self.o = product, options
+        self.history = History()
+        self.violations: list[Violation] = []
+        self.repeats: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.schedule: list[str] = []
+        self.kills = 0
+        self.leader_changes = 0
+        self.checks = 0
+        self.converge_times: list[float] = []
+        self.values: dict[str, Value] = {}      # plaintext hash -> Value
+        self.dead_tokens: dict[str, tuple[float, str]] = {}  # token uid -> (since, why): every value dies
+        self.mu_timeline: dict[str, list[tuple[float, bool | None]]] = {}  # email -> (time, spec.active or
+        # None: deleted, which is no deactivation: a reconcile started before it may still finish)
+        self.reset_requests: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.stop_monitor = threading.Event()
+        self.last_holder: str | None = None
+        self.ak_seen = 0
+        self.done_lifecycles = 0
+
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    def violate(self, invariant: int, message: str, key: str | None = None) -> None:
+        """Record a violation once per ``key`` (default: the message); repeats are only counted."""
+        with self.lock:
+            key = key or re.sub(r"^round \d+: ", "", message)  # the same finding in a later round is a repeat
+            self.repeats[key] += 1
+            if self.repeats[key] > 1:
+                return
+            self.violations.append(Violation(invariant, message, self.history.now(), key))
+        self.history.add(f"VIOLATION {invariant}: {message}")
+
+    def url(self, plural: str, ns: str | None = None, name: str | None = None) -> str:
+        base = "/api/v1" if plural in ("secrets", "namespaces", "events") else f"/apis/{GROUP}/{VERSION}"
+        path = f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}"
+        return f"{path}/{name}" if name else path
+
+    def objects(self, plural: str) -> list[dict[str, Any]]:
+        group = "" if plural in ("secrets", "namespaces", "events") else GROUP
+        return self.api.objects(group, plural)
+
+    def request(self, method: str, url: str, body: Any = None, *, content_type: str | None = None,
+                ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = self.http.request(method, url, json=body, headers=headers)
+        if response.status_code not in ok:
+            self.history.add(f"gitops {method} {url} -> {response.status_code} {response.text[:160]}")
+        return response
+
+    def merge(self, url: str, body: Any, ok: tuple[int, ...] = (200,)) -> httpx.Response:
+        return self.request("PATCH", url, body, content_type="application/merge-patch+json", ok=ok)
+
+    # --- the run ------------------------------------------------------------------------------------
+
+    def execute(self) -> dict[str, Any]:
+        logs = self.o.logs.resolve()
+        logs.mkdir(parents=True, exist_ok=True)
+        self.stacks = (logs / "stacks.txt").open("w")
+        started = time.monotonic()
+        peering = self.product.peering()
+        with EmulatorThread(crds=[self.product.crds], kopf_peering=peering) as api, \
+                AuthentikEmulatorThread(token=AK_TOKEN) as authentik, \
+                httpx.Client(base_url=api.url, timeout=15, headers={"User-Agent": GITOPS}) as http, \
+                httpx.Client(timeout=5) as probe:
+            self.api, self.authentik, self.http, self.probe = api, authentik, http, probe
+            api.faults.seed(self.o.seed)
+            authentik.store.set_recovery_flow("default-recovery-flow", domain=PUBLIC_HOST)
+            env = {**LEASE_ENV, "ORG_OPERATOR_AUTHENTIK_URL": authentik.url, "ORG_OPERATOR_AUTHENTIK_TOKEN": AK_TOKEN,
+                   "ORG_OPERATOR_AUTHENTIK_PUBLIC_HOST": PUBLIC_HOST, "ORG_OPERATOR_RESYNC_INTERVAL": "2",
+                   "ORG_OPERATOR_ACCOUNT_STATUS_DELAY": "0.2"}
+            self.procs = Processes(self.product, api.write_kubeconfig(logs / "kubeconfig"), logs, env)
+            if peering:  # as the older manifests installed it: the replicas wait for it before serving
+                self.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", {
+                    "apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "org-operator"}})
+            for name in REPLICAS:
+                self.procs.start_replica(name)
+            self.procs.start_verifier()
+            monitor = threading.Thread(target=self.monitor, name="chaos-monitor", daemon=True)
+            monitor.start()
+            try:
+                self.rounds()
+            finally:
+                self.stop_monitor.set()
+                monitor.join(timeout=30)
+                self.final_checks()
+                self.procs.stop_all()
+                faulthandler.cancel_dump_traceback_later()
+        return self.summary(time.monotonic() - started)
+
+    def rounds(self) -> None:
+        outage_round = random.Random(f"{self.o.seed}/outage").randrange(max(1, self.o.lifecycles // self.o.per_round))
+        index, round_no = 0, 0
+        while index < self.o.lifecycles:
+            count = min(self.o.per_round, self.o.lifecycles - index)
+            orgs = [Org(i, lifecycle_script(self.o.seed, i)) for i in range(index, index + count)]
+            schedule = self.draw_schedule(round_no, outage=round_no == outage_round)
+            self.history.add(f"round {round_no}: lifecycles {index}..{index + count - 1}, faults {schedule}")
+            self.schedule.append(f"round {round_no}: {schedule}")
+            self.run_round(orgs, schedule, round_no)
+            index += count
+            round_no += 1
+
+    def draw_schedule(self, round_no: int, *, outage: bool) -> list[tuple[float, str, float]]:
+        """The round's faults as (fraction of the round's workload steps, kind, parameter)."""
+        rng = random.Random(f"{self.o.seed}/faults/{round_no}")
+        kinds = ["kill_leader", "kill_leader", "kill_standby", "kill_verifier", "ak_5xx", "ak_timeout",
+                 "k8s_partition_leader"]
+        if self.o.kube_faults:
+            kinds += ["k8s_error", "k8s_throttle", "k8s_conflict", "k8s_slow", "k8s_drop", "k8s_close_watches",
+                      "k8s_expire"]
+        faults = [(rng.random(), rng.choice(kinds), rng.random()) for _ in range(rng.randint(3, 6))]
+        faults += [(rng.random(), "kill_leader", rng.random()) for _ in range(rng.randint(1, 2))]
+        if outage:
+            faults.append((rng.random() * 0.5, "ak_outage", self.o.outage))
+        return sorted(faults)
+
+    def run_round(self, orgs: list[Org], schedule: list[tuple[float, str, float]], round_no: int) -> None:
+        rng = random.Random(f"{self.o.seed}/steps/{round_no}")
+        total = sum(len(org.script) for org in orgs)
+        pending = list(schedule)
+        active: list[Org] = []
+        queue = list(orgs)
+        step = 0
+        self.ends: list[tuple[float, Callable[[], None]]] = []
+        while queue or active:
+            while queue and len(active) < self.o.concurrency:
+                active.append(queue.pop(0))
+            while pending and pending[0][0] * total <= step:
+                _, kind, param = pending.pop(0)
+                self.fire(kind, param, rng)
+            self.end_due_faults()
+            ready = [org for org in active if org.not_before <= time.monotonic()]
+            if not ready:
+                time.sleep(0.05)
+                continue
+            org = rng.choice(ready)
+            op, arg = org.script.pop(0)
+            faulthandler.dump_traceback_later(240, file=self.stacks)  # no step for 4 minutes: say where it hangs
+            if not self.do(org, op, arg):
+                org.script.insert(0, (op, arg))  # the API refused for now (e.g. a lock not applied yet)
+                org.not_before = time.monotonic() + 0.5
+            step += 1
+            if not org.script:
+                active.remove(org)
+                self.done_lifecycles += 1
+            time.sleep(rng.uniform(0, self.o.step_pause))
+        for _, kind, param in pending:
+            self.fire(kind, param, rng)
+        self.quiesce()
+        self.converge(round_no)
+
+    # --- workload steps ------------------------------------------------------------------------------
+
+    def set_mu(self, org: Org, active: bool | None) -> None:
+        with self.lock:
+            self.mu_timeline.setdefault(org.email, []).append((self.history.now(), active))
+
+    def apply(self, org: Org) -> None:
+        """GitOps: apply every declared object again, unchanged (Argo CD's sync)."""
+        for plural, name, spec in self.declared(org):
+            self.merge(self.url(plural, org.ns, name), {"spec": spec})
+
+    def declared(self, org: Org) -> list[tuple[str, str, dict[str, Any]]]:
+        items: list[tuple[str, str, dict[str, Any]]] = [
+            ("orgserviceaccounts", "bot", {"email": org.sa_email, "active": org.sa_active})]
+        if org.mu_exists:
+            items.append(("orgmanagedusers", "jane", {"email": org.email, "firstName": "Jane", "lastName": "Doe",
+                                                      "deletionPolicy": "Delete", "active": org.mu_active}))
+        items += [("orgapitokens", name, {"serviceAccountName": "bot"}) for name in org.tokens]
+        return items
+
+    def create(self, org: Org, plural: str, name: str, spec: dict[str, Any]) -> None:
+        kind = {"orgserviceaccounts": "OrgServiceAccount", "orgmanagedusers": "OrgManagedUser",
+                "orgapitokens": "OrgApiToken"}[plural]
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name, "namespace": org.ns},
+                "spec": spec}
+        self.request("POST", self.url(plural, org.ns), body)
+
+    def do(self, org: Org, op: str, arg: Any) -> bool:
+        """One workload step; False if the API refused it for now (it is retried later)."""
+        now = self.history.now()
+        if op == "create":
+            org.ns = f"org-{org.index}"
+            org.tokens = [f"t{i}" for i in range(arg)]
+            org.next_token = arg
+            org.sa_email = f"bot@{org.ns}.example"
+            self.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                "name": org.ns, "labels": {PLAN_LABEL: ENTERPRISE}}})
+            self.set_mu(org, True)
+            for plural, name, spec in self.declared(org):
+                self.create(org, plural, name, spec)
+        elif org.deleted:
+            return True
+        elif op == "reapply":
+            self.apply(org)
+        elif op == "sa_toggle":
+            org.sa_active = not org.sa_active
+            response = self.merge(self.url("orgserviceaccounts", org.ns, "bot"), {"spec": {"active": org.sa_active}},
+                                  ok=(200, 422))
+            if response.status_code == 422:
+                org.sa_active = not org.sa_active
+                return False
+            if not org.sa_active:
+                self.kill_account(org.ns, "bot", now, "service account deactivated")
+        elif op == "mu_toggle" and org.mu_exists:
+            org.mu_active = not org.mu_active
+            response = self.merge(self.url("orgmanagedusers", org.ns, "jane"), {"spec": {"active": org.mu_active}},
+                                  ok=(200, 422))
+            if response.status_code == 422:
+                org.mu_active = not org.mu_active
+                return False
+            self.set_mu(org, org.mu_active)
+        elif op == "lose_secret" and org.tokens:
+            name = org.tokens[int(arg * len(org.tokens))]
+            self.request("DELETE", self.url("secrets", org.ns, name), ok=(200, 404))
+        elif op == "plan_off_on":
+            org.plan = not org.plan
+            labels = {PLAN_LABEL: ENTERPRISE if org.plan else None}
+            self.merge(f"/api/v1/namespaces/{org.ns}", {"metadata": {"labels": labels}})
+            if not org.plan:  # restored later in this lifecycle
+                org.script.insert(min(len(org.script), 2), ("plan_off_on", arg))
+        elif op == "new_token":
+            name = f"t{org.next_token}"
+            org.next_token += 1
+            org.tokens.append(name)
+            self.create(org, "orgapitokens", name, {"serviceAccountName": "bot"})
+        elif op == "delete_token" and org.tokens:
+            name = org.tokens.pop(int(arg * len(org.tokens)))
+            response = self.request("DELETE", self.url("orgapitokens", org.ns, name), ok=(200, 404))
+            if response.status_code == 200:
+                self.kill_token(response.json().get("metadata", {}).get("uid", ""), now, "token deleted")
+        elif op == "recreate_mu" and org.mu_exists:
+            self.request("DELETE", self.url("orgmanagedusers", org.ns, "jane"), ok=(200, 404))
+            self.set_mu(org, None)
+            if not self.wait(lambda: self.get("orgmanagedusers", org.ns, "jane") is None, 40):
+                self.history.add(f"{org.ns}/jane: deletion still pending after 40 s")
+                org.mu_exists = False  # left to the end checks
+                return True
+            self.create(org, "orgmanagedusers", "jane", self.declared(org)[1][2])
+            self.set_mu(org, org.mu_active)
+        elif op == "recreate_sa":  # the same name again, with the same email or another one
+            self.request("DELETE", self.url("orgserviceaccounts", org.ns, "bot"), ok=(200, 404))
+            self.kill_account(org.ns, "bot", now, "service account deleted")
+            if not self.wait(lambda: self.get("orgserviceaccounts", org.ns, "bot") is None, 40):
+                self.history.add(f"{org.ns}/bot: deletion still pending after 40 s")
+                return True
+            org.sa_email = f"bot{'' if arg < 0.5 else int(arg * 100)}@{org.ns}.example"
+            self.create(org, "orgserviceaccounts", "bot", self.declared(org)[0][2])
+        elif op == "delete_all":
+            org.deleted = True
+            for name in org.tokens:
+                self.request("DELETE", self.url("orgapitokens", org.ns, name), ok=(200, 404))
+            org.tokens = []
+            self.request("DELETE", self.url("orgserviceaccounts", org.ns, "bot"), ok=(200, 404))
+            self.kill_account(org.ns, "bot", now, "service account deleted")
+            if org.mu_exists:
+                self.request("DELETE", self.url("orgmanagedusers", org.ns, "jane"), ok=(200, 404))
+                self.set_mu(org, None)
+                org.mu_exists = False
+        self.history.add(f"step {org.ns or org.index} {op}")
+        return True
+
+    def get(self, plural: str, ns: str, name: str) -> dict[str, Any] | None:
+        response = self.http.get(self.url(plural, ns, name))
+        return response.json() if response.status_code == 200 else None
+
+    def wait(self, check: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.end_due_faults()
+            if check():
+                return True
+            time.sleep(0.2)
+        return False
+
+    def kill_token(self, uid: str, at: float, why: str) -> None:
+        with self.lock:
+            self.dead_tokens.setdefault(uid, (at, why))
+            for value in self.values.values():
+                if value.uid == uid:
+                    value.kill(at, why)
+
+    def kill_account(self, ns: str, account: str, at: float, why: str) -> None:
+        with self.lock:
+            for value in self.values.values():
+                if value.ns == ns and value.account == account:
+                    value.kill(at, why)
+                    self.dead_tokens.setdefault(value.uid, (at, why))
+
+    # --- faults ---------------------------------------------------------------------------------------
+
+    def holder(self) -> str | None:
+        """Who leads: the Lease's holder identity (``<replica>_<random>``, new per process), or (kopf
+        peering) the highest-priority live replica."""
+        if self.procs.peering:
+            return next((name for name in REPLICAS if self.procs.alive(name)), None)
+        for lease in self.api.objects("coordination.k8s.io", "leases"):
+            if lease["metadata"]["name"] == "org-operator":
+                return (lease.get("spec") or {}).get("holderIdentity") or None
+        return None
+
+    def after(self, seconds: float, action: Callable[[], None]) -> None:
+        self.ends.append((time.monotonic() + seconds, action))
+
+    def end_due_faults(self) -> None:
+        due = [item for item in self.ends if item[0] <= time.monotonic()]
+        self.ends = [item for item in self.ends if item[0] > time.monotonic()]
+        for _, action in due:
+            action()
+
+    def fire(self, kind: str, param: float, rng: random.Random) -> None:
+        self.faults[kind] += 1
+        self.history.add(f"fault {kind} ({param:.2f})")
+        if kind in ("kill_leader", "kill_standby"):
+            leader = (self.holder() or "").partition("_")[0] or None
+            victim = leader if kind == "kill_leader" else next((r for r in REPLICAS if r != leader), None)
+            if victim is None:
+                victim = REPLICAS[int(param * 2)]
+            self.kills += 1
+            self.procs.kill(victim)
+            self.history.add(f"killed {victim} (leader was {leader})")
+            self.after(param * 3, lambda: self.restart(victim))
+        elif kind == "kill_verifier":
+            self.procs.kill("verifier")
+            self.history.add("killed verifier")
+            self.after(param * 2, lambda: self.restart("verifier"))
+        elif kind == "ak_5xx":
+            self.authentik.faults.fail(rng.choice([500, 502, 503]), times=1 + int(param * 5))
+        elif kind == "ak_timeout":
+            self.authentik.faults.delay(15 + param * 15, times=1 + int(param * 2), method=rng.choice([None, "POST",
+                                                                                                   "PATCH"]))
+        elif kind == "ak_outage":
+            self.authentik.down(refuse=rng.random() < 0.5)
+            self.after(param, self.authentik_up)
+        elif kind == "k8s_partition_leader":
+            leader = (self.holder() or "").partition("_")[0]
+            if leader:
+                agent = f"org-operator/{leader}"
+                self.api.call(self.api.emulator.partition, agent)
+                self.after(1 + param * 5, lambda: self.api.call(self.api.emulator.heal))
+        else:
+            self.kube_fault(kind, param)
+
+    def kube_fault(self, kind: str, param: float) -> None:
+        """Kubernetes API faults through the emulator's seeded Faults (issue 12's emulator half): a
+        burst against one client (an operator replica, sometimes the verifier), retired after 5 s."""
+        if kind == "k8s_close_watches":
+            self.api.close_watches(0.5 + param / 2)
+            return
+        if kind == "k8s_expire":
+            self.api.expire_history()
+            return
+        agent = [*(f"org-operator/{name}" for name in REPLICAS), "org-operator-verifier"][int(param * 3)]
+        resource = ["*", "orgapitokens", "orgapitokens/status", "secrets", "orgmanagedusers/status"][int(param * 5)]
+        action: dict[str, Any] = {
+            "k8s_error": {"action": "error", "status": 500 if param < 0.5 else 503, "applied": param < 0.25},
+            "k8s_throttle": {"action": "throttle"},
+            "k8s_conflict": {"action": "conflict"},
+            "k8s_slow": {"action": "slow", "delay": 0.5 + 2 * param},
+            "k8s_drop": {"action": "drop", "applied": param < 0.5},
+        }[kind]
+        rule = self.api.faults.add(Rule(resource=resource, user_agent=agent, probability=0.3,
+                                        times=1 + int(param * 6), **action))
+        self.history.add(f"kubernetes fault {rule}")
+        self.after(5, lambda: self.api.faults.remove(rule))
+
+    def authentik_up(self) -> None:
+        self.authentik.up()
+        self.history.add("authentik up")
+
+    def restart(self, name: str) -> None:
+        if not self.procs.alive(name):
+            if name == "verifier":
+                self.procs.start_verifier()
+            else:
+                self.procs.start_replica(name)
+            self.history.add(f"restarted {name}")
+
+    def quiesce(self) -> None:
+        """Stop every fault now: the convergence clock starts here."""
+        for _, action in sorted(self.ends, key=lambda item: item[0]):
+            action()
+        self.ends = []
+        self.authentik.faults.clear()
+        self.authentik.up()
+        self.api.call(self.api.emulator.heal)
+        self.api.faults.clear()
+        for name in (*REPLICAS, "verifier"):
+            self.restart(name)
+        self.history.add("faults stopped")
+
+    # --- the monitor: invariants 1 and 2 while it runs -----------------------------------------------
+
+    def monitor(self) -> None:
+        rng = random.Random(f"{self.o.seed}/monitor")
+        while not self.stop_monitor.is_set():
+            try:
+                self.observe()
+                self.probe_values(rng)
+                self.check_authentik_writes()
+            except Exception as error:  # noqa: BLE001 - the monitor must outlive a transient failure
+                self.history.add(f"monitor: {type(error).__name__}: {error}")
+            self.stop_monitor.wait(0.25)
+
+    def observe(self) -> None:
+        """Read the stores: new token values in Secrets, statuses that retire or revoke values, the Lease."""
+        now = self.history.now()
+        holder = self.holder()
+        if holder is not None and holder != self.last_holder:
+            if self.last_holder is not None:
+                self.leader_changes += 1
+            self.history.add(f"leader {holder}")
+            self.last_holder = holder
+        tokens = {t["metadata"]["uid"]: t for t in self.objects("orgapitokens")}
+        accounts = {(a["metadata"]["namespace"], a["metadata"]["name"]): a for a in self.objects("orgserviceaccounts")}
+        with self.lock:
+            for secret in self.objects("secrets"):
+                owners = secret["metadata"].get("ownerReferences") or []
+                raw = (secret.get("data") or {}).get("token")
+                if not owners or raw is None:
+                    continue
+                plaintext = base64.b64decode(raw).decode()
+                digest = token_hash(plaintext)
+                if digest in self.values:
+                    continue
+                uid = owners[0]["uid"]
+                token = tokens.get(uid)
+                if token is None:
+                    continue
+                value = Value(plaintext, token["metadata"]["namespace"], token["metadata"]["name"], uid,
+                              token["spec"]["serviceAccountName"], now)
+                for other in self.values.values():  # invariant 2: a new value retires the one before
+                    if other.uid == uid:
+                        other.kill(now, f"superseded by {digest[:8]} in the Secret")
+                if uid in self.dead_tokens:
+                    value.kill(*self.dead_tokens[uid])
+                self.values[digest] = value
+                self.history.add(f"value {digest[:8]} of {value.ns}/{value.name} seen in its Secret")
+            for digest, value in self.values.items():
+                token = tokens.get(value.uid)
+                status = (token or {}).get("status") or {}
+                if status.get("tokenHash") == digest:
+                    value.confirmed = True
+                elif value.confirmed and status.get("tokenHash") and token is not None:
+                    value.kill(now, "status now records another value")
+                if token is not None and status.get("phase") in ("Revoked", "Expired"):
+                    value.kill(now, f"operator reported {status['phase']}")
+                account = accounts.get((value.ns, value.account))
+                if account is not None and ((account.get("status") or {}).get("phase") == "Locked"):
+                    value.kill(now, "account shown Locked")
+
+    def probe_values(self, rng: random.Random) -> None:
+        """Present dead values to the verifier: recently dead ones every time, a sample of the older."""
+        now = self.history.now()
+        with self.lock:
+            dead = [v for v in self.values.values() if v.dead_since is not None]
+        recent = [v for v in dead if now - (v.dead_since or 0) < 10]
+        older = [v for v in dead if now - (v.dead_since or 0) >= 10]
+        for value in recent + rng.sample(older, min(8, len(older))):
+            sent = self.history.now()
+            code = self.present(value.plaintext)
+            self.checks += 1
+            if code == 200 and value.dead_since is not None and sent > value.dead_since + self.o.grace:
+                invariant = 2 if value.dead_why.startswith(("superseded", "status now")) else 1
+                digest = token_hash(value.plaintext)[:8]
+                self.violate(invariant, f"{value.ns}/{value.name} value {digest} got 200 "
+                                        f"{sent - value.dead_since:.1f} s after: {value.dead_why}",
+                             key=f"{value.uid}/{digest}/{value.dead_why}")
+
+    def present(self, plaintext: str) -> int | None:
+        try:
+            return self.probe.get(f"http://127.0.0.1:{self.procs.verifier_port}/auth",
+                                  headers={"Authorization": f"Bearer {plaintext}"}).status_code
+        except httpx.HTTPError:
+            return None
+
+    def check_authentik_writes(self) -> None:
+        """Invariant 5: an Authentik write that activates a user whose spec said inactive for a while."""
+        requests = self.authentik.traffic.requests()
+        new, self.ak_seen = requests[self.ak_seen:], len(requests)
+        for request in new:
+            body = request.body if isinstance(request.body, dict) else {}
+            if request.method not in ("PATCH", "PUT") or body.get("is_active") is not True:
+                continue
+            if request.status is None or request.status >= 300:
+                continue
+            pk = request.path.rstrip("/").rsplit("/", 1)[-1]
+            user = self.authentik.store.user(int(pk)) if pk.isdigit() else None
+            if user is None:
+                continue
+            at = request.started_at - self.history.start
+            timeline = self.mu_timeline.get(user.username, [])
+            before = [(t, active) for t, active in timeline if t <= at]
+            if before and before[-1][1] is False and at - before[-1][0] > 2.0:
+                self.violate(5, f"Authentik user {user.username} reactivated by {request.user_agent} at "
+                                f"{at:.1f} s; its spec said inactive since {before[-1][0]:.1f} s")
+
+    # --- convergence (7) and the stores (2-6) ------------------------------------------------------
+
+    def unconverged(self) -> list[str]:
+        """What still differs from the declared state, or does not say why it cannot get there."""
+        problems = []
+        try:
+            ready = self.probe.get(f"http://127.0.0.1:{self.procs.verifier_port}/readyz").status_code
+        except httpx.HTTPError as error:
+            ready = type(error).__name__
+        if ready != 200:
+            problems.append(f"verifier /readyz: {ready}")
+        namespaces = {n["metadata"]["name"]: n for n in self.objects("namespaces")}
+        secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in self.objects("secrets")}
+        users = {u.username: u for u in self.authentik.store.users()}
+        accounts = {(a["metadata"]["namespace"], a["metadata"]["name"]): a for a in self.objects("orgserviceaccounts")}
+        for plural in ("orgserviceaccounts", "orgmanagedusers", "orgapitokens"):
+            for body in self.objects(plural):
+                meta, status = body["metadata"], body.get("status") or {}
+                where = f"{plural} {meta['namespace']}/{meta['name']}"
+                enterprise = (namespaces.get(meta["namespace"], {}).get("metadata", {}).get("labels") or {}).get(
+                    PLAN_LABEL) == ENTERPRISE
+                if meta.get("deletionTimestamp"):
+                    problems.append(f"{where}: deletion pending")
+                    continue
+                if status.get("observedGeneration", meta.get("generation")) != meta.get("generation"):
+                    problems.append(f"{where}: generation {meta.get('generation')} not observed")
+                    continue
+                ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+                if ready is None or (ready.get("status") != "True" and not ready.get("reason")):
+                    problems.append(f"{where}: no Ready condition saying why")
+                    continue
+                spec, phase = body.get("spec") or {}, status.get("phase")
+                if plural == "orgapitokens" and phase == "Active":
+                    account = accounts.get((meta["namespace"], spec.get("serviceAccountName")))
+                    bound = status.get("serviceAccountUid")
+                    if account is None or (bound and bound != account["metadata"]["uid"]):
+                        problems.append(f"{where}: Active, but its service account is gone or another one")
+                    secret = secrets.get((meta["namespace"], spec.get("secretName") or meta["name"]))
+                    if secret is None:
+                        problems.append(f"{where}: Active without its Secret")
+                    elif token_hash(base64.b64decode(secret["data"]["token"]).decode()) != status.get("tokenHash"):
+                        problems.append(f"{where}: Secret value does not match status.tokenHash")
+                if plural == "orgmanagedusers":
+                    user = users.get(spec.get("email", ""))
+                    if enterprise and phase != ("Active" if spec.get("active", True) else "Locked"):
+                        problems.append(f"{where}: phase {phase} but spec.active={spec.get('active', True)}")
+                    elif user is not None and user.is_active != spec.get("active", True) and (
+                            enterprise or not spec.get("active", True)):
+                        problems.append(f"{where}: Authentik is_active={user.is_active}")
+                    elif user is None and enterprise:
+                        problems.append(f"{where}: no Authentik user")
+                if plural == "orgserviceaccounts" and enterprise and phase != (
+                        "Active" if spec.get("active", True) else "Locked"):
+                    problems.append(f"{where}: phase {phase} but spec.active={spec.get('active', True)}")
+        return problems
+
+    def converge(self, round_no: int) -> None:
+        """Invariant 7: after the faults stop, everything is Ready or says why within the bound."""
+        stopped = time.monotonic()
+        problems: list[str] = []
+        while time.monotonic() - stopped < self.o.converge_within:
+            problems = self.unconverged()
+            if not problems:
+                break
+            time.sleep(0.25)
+        took = time.monotonic() - stopped
+        self.checks += 1
+        if problems:
+            self.violate(7, f"round {round_no}: not converged {took:.0f} s after the last fault: {problems[:6]}")
+        else:
+            self.converge_times.append(took)
+            self.history.add(f"round {round_no} converged in {took:.1f} s")
+        self.check_stores(round_no)
+
+    def check_stores(self, round_no: int) -> None:
+        """Invariants 2-5 against the stores and the running verifier, at a quiet moment."""
+        tokens = {t["metadata"]["uid"]: t for t in self.objects("orgapitokens")}
+        for secret in self.objects("secrets"):
+            owners = secret["metadata"].get("ownerReferences") or []
+            token = tokens.get(owners[0]["uid"]) if owners else None
+            if token is None or "token" not in (secret.get("data") or {}):
+                continue
+            plaintext = base64.b64decode(secret["data"]["token"]).decode()
+            status, where = token.get("status") or {}, f"{token['metadata']['namespace']}/{token['metadata']['name']}"
+            self.checks += 2
+            if status.get("phase") == "Active" and token_hash(plaintext) != status.get("tokenHash"):
+                self.violate(2, f"round {round_no}: {where}: the Secret's value does not match status.tokenHash")
+            elif status.get("phase") == "Active":
+                account = self.get("orgserviceaccounts", token["metadata"]["namespace"],
+                                   token["spec"]["serviceAccountName"]) or {}
+                if (account.get("spec") or {}).get("active", True):
+                    code = self.present(plaintext)
+                    if code != 200:
+                        self.violate(3, f"round {round_no}: {where} is Active but its Secret's value gets {code}")
+        self.check_authentik(round_no)
+
+    def check_authentik(self, round_no: int) -> None:
+        users = [u for u in self.authentik.store.users() if u.username.endswith("@acme.example")]
+        counts = Counter(u.username for u in users)
+        self.checks += 1
+        for username, count in counts.items():
+            if count > 1:
+                self.violate(4, f"round {round_no}: {count} Authentik users {username}")
+        declared = {(m.get("spec") or {}).get("email"): m for m in self.objects("orgmanagedusers")}
+        emails = Counter(mail.user_pk for mail in self.authentik.store.outbox())
+        for user in users:
+            managed = declared.get(user.username)
+            if managed is None:
+                self.violate(4, f"round {round_no}: Authentik user {user.username} outlives its OrgManagedUser (ghost)")
+                continue
+            if user.is_active and emails[user.pk] == 0:
+                self.violate(4, f"round {round_no}: {user.username} (pk {user.pk}) never got its reset email")
+            if emails[user.pk] > 1:
+                self.violate(4, f"round {round_no}: {user.username} (pk {user.pk}) got {emails[user.pk]} reset emails")
+
+    def final_checks(self) -> None:
+        """Invariant 6: no plaintext in logs, Events, statuses, annotations, metrics."""
+        plaintexts = [v.plaintext for v in self.values.values()]
+        if not plaintexts:
+            return
+        places: dict[str, str] = {}
+        for path in self.procs.log_files:
+            if path.exists():
+                places[f"log {path.name}"] = path.read_text(errors="replace")
+        for plural in ("events", "orgserviceaccounts", "orgmanagedusers", "orgapitokens"):
+            for body in self.objects(plural):
+                text = json.dumps(body) if plural == "events" else json.dumps(
+                    [body.get("status"), body["metadata"].get("annotations")])
+                places[f"{plural} {body['metadata'].get('namespace')}/{body['metadata']['name']}"] = text
+        for secret in self.objects("secrets"):
+            annotations = secret["metadata"].get("annotations")
+            places[f"secret annotations {secret['metadata']['name']}"] = json.dumps(annotations)
+        ports = {"verifier": self.procs.verifier_port, **self.procs.metrics_ports}
+        for name, port in ports.items():
+            with contextlib.suppress(httpx.HTTPError):
+                places[f"metrics {name}"] = self.probe.get(f"http://127.0.0.1:{port}/metrics").text
+        for where, text in places.items():
+            self.checks += 1
+            if any(plaintext in text for plaintext in plaintexts):
+                self.violate(6, f"a token plaintext appears in {where}")
+
+    def summary(self, elapsed: float) -> dict[str, Any]:
+        times = self.converge_times
+        return {
+            "seed": self.o.seed, "product": str(self.product.root), "commit": self.product.commit(),
+            "lifecycles": self.done_lifecycles, "faults": dict(sorted(self.faults.items())),
+            "kubernetes_injected": dict(sorted(self.api.faults.injected.items())),
+            "authentik_answers": dict(sorted(Counter(str(r.status) for r in self.authentik.traffic.requests()
+                                                     if r.status is None or r.status >= 429).items())),
+            "kills": self.kills, "leader_changes": self.leader_changes,
+            "verifier_restarts": self.procs.spawns["verifier"] - 1, "invariant_checks": self.checks,
+            "token_values": len(self.values), "violations": len(self.violations),
+            "violations_by_invariant": dict(Counter(str(v.invariant) for v in self.violations)),
+            "converge_after_last_fault_s": {"p50": round(statistics.median(times), 2) if times else None,
+                                            "max": round(max(times), 2) if times else None},
+            "elapsed_s": round(elapsed, 1),
+        }
+
+    def report(self) -> str:
+        """What a violation prints: the seed, the schedule and the history, so it replays."""
+        lines = [f"chaos run: {len(self.violations)} violations (seed {self.o.seed}, {self.product.root}); replay: "
+                 f"bench/chaos.py --seed {self.o.seed} --lifecycles {self.o.lifecycles} --product {self.product.root}"]
+        for v in self.violations:
+            seen = self.repeats[v.key]
+            again = f" (seen {seen} times)" if seen > 1 else ""
+            lines.append(f"  invariant {v.invariant} at {v.at:.1f} s: {v.message}{again}")
+        lines += ["schedule:"] + [f"  {s}" for s in self.schedule]
+        lines += ["history:"] + [f"  {h}" for h in self.history.lines]
+        return "\n".join(lines)
+
+
+def chaos_run(product: Product, options: Options) -> tuple[dict[str, Any], Run]:
+    run = Run(product, options)
+    try:
+        result = run.execute()
+    finally:  # an interrupted run leaves its history too
+        (options.logs / "history.txt").write_text(run.report())
+    return result, run
