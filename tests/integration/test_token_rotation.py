@@ -91,8 +91,8 @@ def test_rotation_keeps_the_labels_and_annotations_others_added_to_the_secret(
     assert cluster.http.patch(cluster.url("secrets", "ci", core=True), json=foreign,
                               headers={"Content-Type": "application/merge-patch+json"}).status_code == 200
     request_rotation(cluster, "ci", "keep-foreign-keys")
-    wait_for(lambda: hash_token(cluster.secret_token("ci")) == cluster.status(TOKENS, "ci").get("tokenHash")
-             and cluster.status(TOKENS, "ci").get("rotations") == 1)
+    wait_for(lambda: cluster.status(TOKENS, "ci").get("rotations") == 1)  # then the Secret follows the status
+    wait_for(lambda: hash_token(cluster.secret_token("ci")) == cluster.status(TOKENS, "ci")["tokenHash"])
     secret = cluster.secret("ci")
     assert secret is not None
     assert secret["metadata"]["labels"]["team"] == "payments"
