@@ -59,6 +59,11 @@ def test_token_being_deleted_is_refused() -> None:
     assert decide(token(deleting=True), account(), NOW) == Outcome.INACTIVE
 
 
+def test_revoked_in_the_spec_is_refused_before_the_operator_writes_revoked() -> None:
+    assert decide(token(revoked=True, phase="Active"), account(), NOW) == Outcome.INACTIVE
+    assert decide(token(revoked=False), account(), NOW) == Outcome.OK
+
+
 def test_past_expires_at_is_refused_while_status_still_says_active() -> None:
     assert decide(token(expires_at=NOW - 1, phase="Active"), account(), NOW) == Outcome.EXPIRED
 

@@ -164,6 +164,18 @@ async def test_deleting_the_token_object_revokes_it(org: Org) -> None:
     assert (await org.auth(issued)).headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
+async def test_spec_revoked_refuses_the_token_with_no_operator_running(org: Org) -> None:
+    """A revocation made while every operator replica is down holds at once: the status still says
+    Active, the verifier reads the request from the spec."""
+    await org.service_account()
+    issued = await org.issue("ci")
+    await org.until_status(issued, 200, REVOCATION_SECONDS)
+    await org.kube.patch(path(API_TOKENS, NAMESPACE, "ci"), {"spec": {"revoked": True}})
+    await org.until_status(issued, 401, REVOCATION_SECONDS)
+    stored = await org.kube.get(path(API_TOKENS, NAMESPACE, "ci"))
+    assert stored is not None and stored["status"]["phase"] == "Active"
+
+
 async def test_deactivation_revokes_and_reactivation_does_not_restore(org: Org) -> None:
     await org.service_account()
     issued = await org.issue("ci")

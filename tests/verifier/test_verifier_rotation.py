@@ -96,6 +96,7 @@ def test_a_previous_value_ended_when_stored_is_left_out(index: TokenIndex) -> No
         ({"phase": "Revoked"}, Outcome.INACTIVE),
         ({"phase": "Expired"}, Outcome.EXPIRED),
         ({"deleting": True}, Outcome.INACTIVE),
+        ({"revoked": True}, Outcome.INACTIVE),
         ({"account_uid": "uid-of-a-deleted-account"}, Outcome.NO_SERVICE_ACCOUNT),
         ({"account_epoch": 0}, Outcome.LOCKED),
     ],

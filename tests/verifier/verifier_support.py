@@ -34,6 +34,7 @@ def token_body(
     previous_hash: str | None = None,
     previous_valid_until: Any = None,
     previous_last_used_at: float | None = None,
+    revoked: bool | None = None,
 ) -> dict[str, Any]:
     """An OrgApiToken whose status the operator has written; the binding fields only if given, and the
     previous value's fields (a rotated token) only if ``previous_hash`` is (``previous_valid_until``
@@ -60,7 +61,7 @@ def token_body(
         "apiVersion": "org.alien.club/v1alpha1",
         "kind": "OrgApiToken",
         "metadata": metadata,
-        "spec": {"serviceAccountName": account, "scope": scope},
+        "spec": {"serviceAccountName": account, "scope": scope} | ({} if revoked is None else {"revoked": revoked}),
         "status": status,
     }
 

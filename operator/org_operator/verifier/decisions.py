@@ -58,11 +58,12 @@ up anew at every use, while a global's lookup is cached."""
 
 
 def token_refusal(view: TokenView) -> str | None:
-    """What a token gets whatever the time and its account, from its status: computed when the index
+    """What a token gets whatever the time and its account, from its status and ``spec.revoked`` (a
+    revocation holds even while no operator runs to write it into the status): computed when the index
     stores it, so a request only reads the answer. None while the token is active."""
     if view.phase == _EXPIRED:
         return Outcome.EXPIRED
-    if view.phase != _ACTIVE or view.deleting:
+    if view.phase != _ACTIVE or view.deleting or view.revoked:
         return Outcome.INACTIVE
     return None
 

@@ -67,6 +67,8 @@ class TokenView(NamedTuple):
     resource_version: str
     value: str = NOT_ROTATED
     """NOT_ROTATED, CURRENT or PREVIOUS: the status field its use is written back to depends on it."""
+    revoked: bool = False
+    """``spec.revoked``: refused from the moment it is set, before any operator has written Revoked."""
 
     @property
     def previous(self) -> bool:
@@ -180,6 +182,7 @@ def parse_token(body: Mapping[str, Any]) -> TokenView | None:
         last_used_at=_epoch(status.get("lastUsedAt")),
         resource_version=str(metadata.get("resourceVersion", "")),
         value=NOT_ROTATED if _digest(status.get("previousTokenHash")) is None else CURRENT,
+        revoked=spec.get("revoked") is True,
     )
 
 
