@@ -92,6 +92,26 @@ def test_a_token_waiting_for_its_account_is_issued_after_the_account_s_status_wr
     wait_for(lambda: settled(cluster, ["early"]), timeout=10)
 
 
+def test_a_lost_secret_s_value_is_retired_before_its_replacement_reaches_a_secret(
+    api: EmulatorThread, cluster: Cluster, operator: Controller
+) -> None:
+    """Found by the chaos run (seed 200): a re-issue created the new Secret, then wrote the status; with
+    slow status writes the lost value kept verifying while pipelines already read the new one. Now the
+    status retires it first, so when the new Secret appears the old value verifies nowhere."""
+    cluster.service_account("bot")
+    cluster.token("t", "bot")
+    wait_for(lambda: settled(cluster, ["t"]))
+    old_hash = cluster.status(TOKENS, "t")["tokenHash"]
+    api.faults.add(Rule(verb="patch", resource="orgapitokens/status", action="slow", delay=1.5))
+    cluster.delete("secrets", "t", core=True)
+    replacement = wait_for(lambda: cluster.secret("t"), interval=0.01)
+    assert replacement["metadata"]["annotations"][constants.TOKEN_HASH_ANNOTATION] != old_hash
+    assert cluster.status(TOKENS, "t").get("tokenHash") != old_hash  # retired before the Secret was written
+    api.faults.clear()
+    wait_for(lambda: settled(cluster, ["t"]))
+    assert cluster.status(TOKENS, "t")["tokenHash"] == replacement["metadata"]["annotations"][
+        constants.TOKEN_HASH_ANNOTATION]
+
 
 def test_the_operator_outlives_an_api_outage_longer_than_kopf_s_retries(
     api: EmulatorThread, cluster: Cluster, start_operator: OperatorFactory

@@ -205,6 +205,13 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
     issued = generate()
     secret_path = core_path("secrets", token.meta.namespace)
     secret_key = (token.meta.namespace, token.secret_name)
+    recorded = token.status
+    retiring = decision.action is Action.REISSUE and bool(recorded.get("tokenHash"))
+    if retiring:
+        # The recorded value stops verifying before its replacement reaches a Secret: however long the
+        # status write after the Secret takes (a slow apiserver), two values are never handed out alive.
+        body = await ctl.patch_status(PLURAL, token.meta.key, _retired(token, decision, now))
+        recorded = body.get("status") or {}
     try:
         ctl.state.remember_secret(secret_key, await ctl.kube.create(secret_path, _secret_body(ctl, token, issued)))
     except Conflict:
@@ -225,7 +232,8 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
             raise
         await _secret_rejected(ctl, token, decision, now, error)
         return
-    if issued.hash == token.status.get("tokenHash"):
+    kept = issued.hash == token.status.get("tokenHash")  # the Secret was there after all (a stale cache)
+    if kept and not retiring:
         return  # the Secret already holds the value the status describes
     # Expiry is fixed at first issue: a re-issue (also one that waited out a SecretConflict) keeps it.
     expiry = parse_time(token.status.get("expiresAt")) if token.status.get("expiresAt") else expires_at(
@@ -246,8 +254,10 @@ async def _issue(ctl: Controller, token: ApiTokenView, decision: Decision, now: 
     if decision.action is Action.REISSUE:
         status |= _previous_ended(token, decision, now)
     status |= _active_status(ctl, token, status, now)[0]
-    await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(token.status, status))
+    await ctl.patch_status(PLURAL, token.meta.key, conditions.status_changes(recorded, status))
     retired = token.status.get("tokenId")
+    if kept:
+        return  # the value retired a moment ago was never lost: restored, nothing to report
     if decision.reason is Reason.SECRET_MISMATCH:
         ctl.events.warning(KIND, token.meta, Reason.SECRET_MISMATCH,
                            f"Secret {token.secret_name} held token {issued.token_id}, not token {retired} that the "
