@@ -54,7 +54,7 @@ from ..identity import (
     user_attributes,
 )
 from ..kube import path
-from ..metrics import AUTHENTIK_REACHABLE
+from ..metrics import AUTHENTIK_REACHABLE, LATE_WRITES_REPAIRED
 from ..runtime.cluster import Key
 from ..runtime.controller import Controller
 from ..runtime.queue import Requeue
@@ -247,6 +247,8 @@ async def _apply(ctl: Controller, identity: AuthentikClient, view: ManagedUserVi
     if (previous := recorded_group_pk(view.status)) not in (None, group.pk) and previous in user.groups:
         await _leave(identity, previous, user.pk)
         ctl.events.normal(KIND, view.meta, "Updated", f"Authentik user {spec.email}: moved to group {group.name}")
+    if changes and drifted == LATE_WRITE:
+        LATE_WRITES_REPAIRED.inc()
     if changes:
         reason, record = (("Updated", ctl.events.normal) if not drifted else
                           (Reason.LATE_WRITE_REPAIRED, ctl.events.warning) if drifted == LATE_WRITE else

@@ -15,7 +15,7 @@ from ..api import constants
 from ..decisions.managed_users import changes_for, group_marker, group_refusal, organization_path
 from ..identity import AuthentikClient, AuthentikError, ClientGroupNotAllowed, Group, UnsureWrite, writes_for
 from ..kube import Kube, NotLeading, core_path, path
-from ..metrics import RECONCILE_ERRORS, RECONCILES
+from ..metrics import AUTHENTIK_UNSURE_WRITES, RECONCILE_ERRORS, RECONCILES
 from ..settings import OperatorSettings
 from ..tokens import HeldValue
 from .cluster import ClusterState, Key
@@ -155,6 +155,7 @@ class Controller:
 
     def _unsure_write(self, write: UnsureWrite) -> None:
         """An Authentik write got no answer and may still be applied: read its user again once it cannot."""
+        AUTHENTIK_UNSURE_WRITES.labels(write.method).inc()
         subject = write.subject
         if not (isinstance(subject, tuple) and len(subject) == 3 and subject[0] == constants.MANAGED_USERS):
             logger.info("Authentik %s %s may be applied late (%s); it concerns no managed user",
