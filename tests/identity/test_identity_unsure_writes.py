@@ -154,3 +154,21 @@ async def test_a_failing_listener_does_not_fail_the_request_and_no_password_is_r
     assert write.path == f"core/users/{user.pk}/set_password/"
     password = next(r.body["password"] for r in ak.traffic.requests("POST", f"{USERS}{user.pk}/set_password/"))
     assert password not in repr(write) and password not in caplog.text
+
+
+async def test_a_connection_dropped_after_sending_is_unsure(
+    unsure: tuple[Connect, Heard], ak: AuthentikEmulator
+) -> None:
+    connect, heard = unsure
+    client = connect(timeout_seconds=5.0, max_retries=0)
+    user = await create_jane(client)
+    ak.faults.delay(2.0, method="PATCH", path=f"{USERS}{user.pk}/")
+    with writes_for(SUBJECT):
+        task = asyncio.create_task(client.patch_user(user.pk, is_active=False))
+        await eventually(lambda: ak.traffic.in_flight)
+        ak.down()  # drops the open connection: the request was sent, its answer never comes
+        with pytest.raises(AuthentikUnavailable):
+            await task
+    ak.up()
+    assert [(w.method, w.subject) for w in heard] == [("PATCH", SUBJECT)]
+    assert heard[0].reason in ("RemoteProtocolError", "ReadError")
