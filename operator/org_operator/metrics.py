@@ -15,6 +15,11 @@ from .runtime.cluster import ClusterState
 RECONCILES = Counter("org_operator_reconciles_total", "Reconciles run, by kind.", ["kind"])
 RECONCILE_ERRORS = Counter("org_operator_reconcile_errors_total", "Reconciles that failed and will be retried.",
                            ["kind"])
+AUTHENTIK_UNSURE_WRITES = Counter("org_operator_authentik_unsure_writes_total",
+                                  "Authentik write attempts that got no answer and may have been applied late.",
+                                  ["method"])
+LATE_WRITES_REPAIRED = Counter("org_operator_late_writes_repaired_total",
+                               "Managed users put back in line after a write to Authentik landed late.")
 AUTHENTIK_REACHABLE = Gauge("org_operator_authentik_reachable",
                             "1 if the last Authentik call succeeded, 0 if it failed (absent: not configured).")
 

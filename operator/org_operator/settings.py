@@ -49,6 +49,11 @@ class OperatorSettings(BaseSettings):
         'group, by namespace (JSON: {"acme": ["Acme Staff"]}); any other group not created for it is refused.',
     )
     resync_interval: float = Field(default=600.0, gt=0, description="Seconds between drift resyncs with Authentik.")
+    late_write_window: float = Field(
+        default=120.0, gt=0, description="Seconds an Authentik write that got no answer (timeout, dropped "
+        "connection) may still take to be applied. The user is read again and corrected once it has passed, and a "
+        "deletion keeps its finalizer until then; it must exceed the longest a stalled request can take to land.",
+    )
     relist_interval: float = Field(
         default=300.0, gt=0, description="Seconds between full re-lists, which drop objects whose deletion was missed."
     )

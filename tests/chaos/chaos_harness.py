@@ -316,7 +316,10 @@ class Run:
             authentik.store.set_recovery_flow("default-recovery-flow", domain=PUBLIC_HOST)
             env = {**LEASE_ENV, "ORG_OPERATOR_AUTHENTIK_URL": authentik.url, "ORG_OPERATOR_AUTHENTIK_TOKEN": AK_TOKEN,
                    "ORG_OPERATOR_AUTHENTIK_PUBLIC_HOST": PUBLIC_HOST, "ORG_OPERATOR_RESYNC_INTERVAL": "2",
-                   "ORG_OPERATOR_ACCOUNT_STATUS_DELAY": "0.2"}
+                   "ORG_OPERATOR_ACCOUNT_STATUS_DELAY": "0.2",
+                   # above the longest ak_timeout stall (30 s from sending); deletions right after a failover
+                   # wait this long for the old leader's late writes
+                   "ORG_OPERATOR_LATE_WRITE_WINDOW": "31"}
             self.procs = Processes(self.product, api.write_kubeconfig(logs / "kubeconfig"), logs, env)
             if peering:  # as the older manifests installed it: the replicas wait for it before serving
                 self.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", {

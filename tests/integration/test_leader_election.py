@@ -250,7 +250,9 @@ def test_failover_under_random_kills_and_freezes(
     rng = random.Random(int(os.environ.get("ORG_OPERATOR_FAILOVER_SEED", "15")))
     replicas.env |= {**FAST_LEASE, "ORG_OPERATOR_AUTHENTIK_URL": authentik.url,
                      "ORG_OPERATOR_AUTHENTIK_TOKEN": AK_TOKEN, "ORG_OPERATOR_AUTHENTIK_PUBLIC_HOST": PUBLIC_HOST,
-                     "ORG_OPERATOR_RESYNC_INTERVAL": "1"}  # a standby's resync would show within a cycle
+                     "ORG_OPERATOR_RESYNC_INTERVAL": "1",  # a standby's resync would show within a cycle
+                     # a new leader's deletions wait this long for the old one's late writes (none stall here)
+                     "ORG_OPERATOR_LATE_WRITE_WINDOW": "2"}
     replicas.start("replica-a")
     replicas.start("replica-b")
     response = cluster.create("OrgManagedUser", "jane", JANE)

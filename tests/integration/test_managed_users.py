@@ -43,8 +43,10 @@ def contract(authentik: AuthentikEmulator) -> Iterator[ContractRecorder]:
 
 
 def settings_for(authentik: AuthentikEmulator, **overrides: Any) -> OperatorSettings:
+    # A deletion in a new process's first late-write window waits for it (nothing here lands late: 1 s).
+    options: dict[str, Any] = {"account_status_delay": 0.2, "late_write_window": 1.0, **overrides}
     return OperatorSettings(authentik_url=authentik.url, authentik_token=AK_TOKEN,  # type: ignore[arg-type]
-                            authentik_public_host=PUBLIC_HOST, account_status_delay=0.2, **overrides)
+                            authentik_public_host=PUBLIC_HOST, **options)
 
 
 @pytest.fixture

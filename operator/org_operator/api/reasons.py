@@ -69,3 +69,5 @@ class Reason(StrEnum):
     EMAIL_UNCONFIRMED = "EmailUnconfirmed"
     NO_EMAIL_USER_LOCKED = "NoEmailUserLocked"
     RECONCILED = "Reconciled"
+    LATE_WRITE_PENDING = "LateWritePending"  # deletion waits: an unanswered write may still land
+    LATE_WRITE_REPAIRED = "LateWriteRepaired"  # Event: a write applied after its timeout was undone

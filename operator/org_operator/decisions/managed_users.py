@@ -52,6 +52,26 @@ def changes_for(spec: ManagedUserSpec, user: User, group_pk: str) -> UserChanges
     )
 
 
+@dataclass(frozen=True)
+class Hold:
+    seconds: float
+    message: str
+
+
+def late_write_hold(remaining: float, window: float) -> Hold | None:
+    """Whether a deletion must keep its finalizer because an unanswered write may still land, and why.
+
+    `remaining`: seconds until the user's last unanswered write (or the previous leader's, at the start
+    of a term) can no longer be applied. Released early, a late create would leave an Authentik user
+    that no object owns, and a late reactivation would undo the Deactivate policy.
+    """
+    if remaining <= 0:
+        return None
+    return Hold(remaining, f"deletion waits up to {window:g}s: a write to Authentik for this user got no answer "
+                "(or the operator changed leader) and may still be applied; the deletion policy is applied "
+                "now and once more when the window has passed, then the object is released")
+
+
 def retirement_changes(user: User, group_pk: str | None) -> UserChanges:
     """Deletion with policy Deactivate: inactive and out of the Client group, kept for audit."""
     return UserChanges(

@@ -27,6 +27,7 @@ from ..decisions.managed_users import (
     email_attempted,
     forced_record,
     is_forced,
+    late_write_hold,
     lock_confirmed,
     lock_only,
     needs_identity_provider,
@@ -53,7 +54,7 @@ from ..identity import (
     user_attributes,
 )
 from ..kube import path
-from ..metrics import AUTHENTIK_REACHABLE
+from ..metrics import AUTHENTIK_REACHABLE, LATE_WRITES_REPAIRED
 from ..runtime.cluster import Key
 from ..runtime.controller import Controller
 from ..runtime.queue import Requeue
@@ -64,6 +65,8 @@ _jitter = Random()  # our own generator: jitter must not consume or reseed the g
 PLURAL = constants.MANAGED_USERS
 KIND = constants.KIND_MANAGED_USER
 MAX_RESET_HISTORY = 20
+LATE_WRITE = "a write that got no answer may have landed late"
+LATE_WRITE_MARGIN = 0.2  # seconds past the late-write window before a held deletion looks again
 
 
 def _conditions(view: ManagedUserView, now: datetime, *updates: tuple[str, bool, str, str]) -> list[dict[str, Any]]:
@@ -94,9 +97,18 @@ async def _not_ready(ctl: Controller, view: ManagedUserView, now: datetime, phas
 
 
 async def reconcile(ctl: Controller, key: Key) -> None:
+    """Bring one object and its Authentik user in line; a run that returns after the late-write window of
+    the user's unanswered writes has read the user afresh, which settles them."""
+    started = ctl.late_writes.now()
+    await _reconcile(ctl, key, late_write_due=ctl.late_writes.recheck_due(key))
+    ctl.late_writes.checked(key, started)
+
+
+async def _reconcile(ctl: Controller, key: Key, late_write_due: bool) -> None:
     view = ctl.state.managed_user(key)
     if view is None:
         ctl.state.forget(PLURAL, key)
+        ctl.late_writes.forget(key)
         return
     now = datetime.now(UTC)
     if view.meta.deleting:
@@ -123,6 +135,8 @@ async def reconcile(ctl: Controller, key: Key) -> None:
                          "ORG_OPERATOR_AUTHENTIK_TOKEN_FILE); managed users need the identity provider")
         return
     drifted = ctl.drifted.pop(key, None)
+    if drifted is None and late_write_due:
+        drifted = LATE_WRITE  # read the user again and undo whatever landed late
     try:
         if namespace is None or not namespace.enterprise:
             if not lock_confirmed(view) or drifted is not None:
@@ -233,8 +247,12 @@ async def _apply(ctl: Controller, identity: AuthentikClient, view: ManagedUserVi
     if (previous := recorded_group_pk(view.status)) not in (None, group.pk) and previous in user.groups:
         await _leave(identity, previous, user.pk)
         ctl.events.normal(KIND, view.meta, "Updated", f"Authentik user {spec.email}: moved to group {group.name}")
+    if changes and drifted == LATE_WRITE:
+        LATE_WRITES_REPAIRED.inc()
     if changes:
-        reason, record = ("DriftRepaired", ctl.events.warning) if drifted else ("Updated", ctl.events.normal)
+        reason, record = (("Updated", ctl.events.normal) if not drifted else
+                          (Reason.LATE_WRITE_REPAIRED, ctl.events.warning) if drifted == LATE_WRITE else
+                          ("DriftRepaired", ctl.events.warning))
         record(KIND, view.meta, reason, f"Authentik user {spec.email}: {changes.describe()}")
     await _record(ctl, identity, view, user, group, now)
 
@@ -392,7 +410,9 @@ async def _retire(ctl: Controller, view: ManagedUserView) -> None:
     """Deletion: apply spec.deletionPolicy in Authentik, then release the finalizer.
 
     The finalizer stays while the policy cannot be applied (no Authentik settings, Authentik away),
-    with a condition saying why; the skip-cleanup annotation is the administrator's escape hatch.
+    with a condition saying why; the skip-cleanup annotation is the administrator's escape hatch. It
+    also stays while a write for this user that got no answer may still land (a late create would
+    leave a user with no object): the policy is applied at once and again once the window has passed.
     """
     if constants.FINALIZER not in view.finalizers:
         return
@@ -411,6 +431,11 @@ async def _retire(ctl: Controller, view: ManagedUserView) -> None:
             await _clean_up(ctl, identity, view)
         except AuthentikError as error:
             await _unreachable(ctl, view, now, error)
+        hold = late_write_hold(ctl.late_writes.remaining(view.meta.key), ctl.late_writes.window)
+        if hold is not None:  # cleaned up now; once more when nothing can land any more, then released
+            await _not_ready(ctl, view, now, Phase(view.status.get("phase") or Phase.PENDING),
+                             Reason.LATE_WRITE_PENDING, hold.message)
+            raise Requeue(hold.seconds + LATE_WRITE_MARGIN)
     remaining = [f for f in view.finalizers if f != constants.FINALIZER]
     await ctl.kube.patch(path(PLURAL, *view.meta.key), {"metadata": {
         "finalizers": remaining or None, "resourceVersion": view.meta.resource_version}})

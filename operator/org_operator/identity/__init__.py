@@ -15,6 +15,7 @@ from .errors import (
     UserHasNoEmail,
 )
 from .models import OWNER_ATTRIBUTE, CheckReport, EmailStage, Group, Owner, User, user_attributes
+from .transport import UnsureWrite, UnsureWriteListener, writes_for
 
 __all__ = [
     "OWNER_ATTRIBUTE",
@@ -34,7 +35,10 @@ __all__ = [
     "Owner",
     "RecoveryEmailVariant",
     "RecoveryFlowNotConfigured",
+    "UnsureWrite",
+    "UnsureWriteListener",
     "User",
     "UserHasNoEmail",
     "user_attributes",
+    "writes_for",
 ]

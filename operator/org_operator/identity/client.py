@@ -22,7 +22,7 @@ from .errors import (
 )
 from .models import OWNER_ATTRIBUTE, CheckReport, EmailStage, Group, Owner, ResolvedRecoveryVariant, User
 from .recovery import recovery_error, recovery_params, variant_for
-from .transport import EventHooks, Transport
+from .transport import EventHooks, Transport, UnsureWriteListener
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,17 @@ class AuthentikClient:
     with the errors of `org_operator.identity.errors`.
     """
 
-    def __init__(self, config: AuthentikConfig, *, event_hooks: EventHooks | None = None) -> None:
+    def __init__(
+        self,
+        config: AuthentikConfig,
+        *,
+        event_hooks: EventHooks | None = None,
+        unsure_writes: UnsureWriteListener | None = None,
+    ) -> None:
+        """`unsure_writes` hears of every write attempt whose outcome is unknown (see `Transport.request`):
+        Authentik may still apply it after the client gave up, even after later writes."""
         self._config = config
-        self._transport = Transport(config, event_hooks=event_hooks)
+        self._transport = Transport(config, event_hooks=event_hooks, unsure_writes=unsure_writes)
         self._host = config.public_host or urlsplit(config.url).netloc
         self._setup_lock = asyncio.Lock()
         self._email_stage: EmailStage | None = None

@@ -1,9 +1,12 @@
 """One HTTP exchange with Authentik: auth, bounded concurrency, retries and typed errors."""
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,6 +26,40 @@ logger = logging.getLogger(__name__)
 
 EventHooks = Mapping[str, Sequence[Callable[..., Any]]]
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A gateway in front of Authentik gave up waiting; Authentik itself may still be working on the request.
+GATEWAY_GAVE_UP = frozenset({502, 504})
+
+
+@dataclass(frozen=True)
+class UnsureWrite:
+    """One attempt of a write whose outcome is unknown: Authentik may apply it now, later, or never.
+
+    Reported for every such attempt, also when a retry then succeeded: the first attempt may still be
+    applied after the retry (and after later writes). `subject` is what the caller said it acts for
+    (`writes_for`); the body is never part of it (it can carry a password).
+    """
+
+    method: str
+    path: str
+    reason: str
+    subject: Hashable | None
+
+
+UnsureWriteListener = Callable[[UnsureWrite], None]
+
+_subject: ContextVar[Hashable | None] = ContextVar("authentik_write_subject", default=None)
+
+
+@contextlib.contextmanager
+def writes_for(subject: Hashable | None) -> Iterator[None]:
+    """Attribute the Authentik writes made in this context (and tasks it starts) to `subject`."""
+    token = _subject.set(subject)
+    try:
+        yield
+    finally:
+        _subject.reset(token)
+
 # Authentik answers a bad or missing token with 403 and one of these details.
 _TOKEN_REJECTED = ("Token invalid/expired", "Authentication credentials were not provided.")
 
@@ -41,7 +78,14 @@ class _BearerAuth(httpx.Auth):
 class Transport:
     """The HTTP side of `AuthentikClient`, kept apart so that the client reads as Authentik calls."""
 
-    def __init__(self, config: AuthentikConfig, *, event_hooks: EventHooks | None = None) -> None:
+    def __init__(
+        self,
+        config: AuthentikConfig,
+        *,
+        event_hooks: EventHooks | None = None,
+        unsure_writes: UnsureWriteListener | None = None,
+    ) -> None:
+        self._unsure_writes = unsure_writes
         headers = {"Accept": "application/json", "User-Agent": config.user_agent}
         if config.public_host:
             headers |= {"Host": config.public_host, "X-Forwarded-Proto": "https"}
@@ -74,14 +118,22 @@ class Transport:
         `idempotent` requests are retried on any network error, timeout, 429 or 5xx. Others only when
         Authentik surely did not act (connection never made, 429, 503); otherwise they fail with
         `AuthentikUnavailable(maybe_applied=True)`. `permission` names the right a 403 most likely lacks.
+        Every attempt of a write that may have reached Authentik without an answer (timeout, dropped
+        connection, 502/504 from a gateway, cancellation) is reported to the `unsure_writes` listener.
         """
         retry = 0
         while True:
             started = time.monotonic()
             try:
                 async with self._semaphore:
-                    response = await self._http.request(method, path, params=params, json=json)
+                    try:
+                        response = await self._http.request(method, path, params=params, json=json)
+                    except asyncio.CancelledError:
+                        self._unsure(method, path, "cancelled")  # it may have been sent: we will never know
+                        raise
             except httpx.TransportError as error:
+                if was_sent(error):
+                    self._unsure(method, path, type(error).__name__)
                 may_retry = self._policy.may_retry_error(error, idempotent=idempotent)
                 if retry >= self._policy.max_retries or not may_retry:
                     raise AuthentikUnavailable(
@@ -100,6 +152,8 @@ class Transport:
                     time.monotonic() - started,
                 )
                 status = response.status_code
+                if status in GATEWAY_GAVE_UP:
+                    self._unsure(method, path, str(status))
                 if status not in RETRY_STATUSES:
                     return _checked(response, method, path, permission)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -120,6 +174,17 @@ class Transport:
             logger.info("Authentik %s %s failed (%s); retry %d in %.2fs", method, path, reason, retry + 1, delay)
             await asyncio.sleep(delay)
             retry += 1
+
+    def _unsure(self, method: str, path: str, reason: str) -> None:
+        if method.upper() not in WRITE_METHODS:
+            return
+        write = UnsureWrite(method=method.upper(), path=path, reason=reason, subject=_subject.get())
+        logger.info("Authentik %s %s: no answer (%s); it may still be applied late", method, path, reason)
+        if self._unsure_writes is not None:
+            try:
+                self._unsure_writes(write)
+            except Exception:  # a listener's bug must not turn into a failed request
+                logger.exception("The unsure-write listener failed on %s %s", method, path)
 
 
 def _checked(response: httpx.Response, method: str, path: str, permission: str | None) -> httpx.Response:

@@ -13,13 +13,14 @@ import httpx
 
 from ..api import constants
 from ..decisions.managed_users import changes_for, group_marker, group_refusal, organization_path
-from ..identity import AuthentikClient, AuthentikError, ClientGroupNotAllowed, Group
+from ..identity import AuthentikClient, AuthentikError, ClientGroupNotAllowed, Group, UnsureWrite, writes_for
 from ..kube import Kube, NotLeading, core_path, path
-from ..metrics import RECONCILE_ERRORS, RECONCILES
+from ..metrics import AUTHENTIK_UNSURE_WRITES, RECONCILE_ERRORS, RECONCILES
 from ..settings import OperatorSettings
 from ..tokens import HeldValue
 from .cluster import ClusterState, Key
 from .events import EventRecorder
+from .late_writes import LateWrites
 from .leader import LeaderElector, LeaseConfig, default_namespace
 from .queue import Requeue, WorkQueue
 
@@ -28,6 +29,7 @@ _jitter = Random()  # our own generator: jitter must not consume or reseed the g
 
 QueueKey = tuple[str, str, str]  # (plural, namespace, name)
 RELIST_QUIET = 3.0  # seconds without kopf re-list events before we re-list ourselves
+RECHECK_MARGIN = 0.2  # seconds after a late-write window ends before its user is read again
 Reconciler = Callable[["Controller", Key], Awaitable[None]]
 
 
@@ -72,6 +74,9 @@ class Controller:
         self._reconcilers: dict[str, Reconciler] = {}
         self.identity: AuthentikClient | None = None
         self.drifted: dict[Key, str] = {}  # managed users the resync found out of line, and what differs
+        self.late_writes: LateWrites[Key] = LateWrites(settings.late_write_window)
+        """Managed users with an Authentik write that got no answer and may still land: read again once it
+        cannot any more (see ``runtime.late_writes``). Kept across terms of this process."""
         self.identity_failures: dict[Key, int] = {}
         self.held_values: dict[Key, HeldValue] = {}
         """Rotated values whose hash the status already records, held in memory (never written anywhere but
@@ -119,7 +124,7 @@ class Controller:
         if authentik is not None:
             hooks = {**(self._identity_hooks or {})}
             hooks["request"] = [self._fence_identity_write, *hooks.get("request", [])]
-            self.identity = AuthentikClient(authentik, event_hooks=hooks)
+            self.identity = AuthentikClient(authentik, event_hooks=hooks, unsure_writes=self._unsure_write)
         if not self.settings.leader_election:
             await self._lead()
             await self._term  # type: ignore[misc]  # standalone: ready before kopf starts watching
@@ -148,6 +153,33 @@ class Controller:
         if request.method != "GET" and not self.may_write():
             raise NotLeading(f"{request.method} {request.url.path} refused: this replica is not the leader")
 
+    def _unsure_write(self, write: UnsureWrite) -> None:
+        """An Authentik write got no answer and may still be applied: read its user again once it cannot."""
+        AUTHENTIK_UNSURE_WRITES.labels(write.method).inc()
+        subject = write.subject
+        if not (isinstance(subject, tuple) and len(subject) == 3 and subject[0] == constants.MANAGED_USERS):
+            logger.info("Authentik %s %s may be applied late (%s); it concerns no managed user",
+                        write.method, write.path, write.reason)
+            return
+        key: Key = (subject[1], subject[2])
+        self.late_writes.note(key)
+        window = self.late_writes.window
+        logger.warning("%s/%s: Authentik %s %s got no answer (%s) and may still be applied; reading the user "
+                       "again in %.0fs", key[0], key[1], write.method, write.path, write.reason, window)
+        if self.loop is not None:  # a timer, not the queue: an earlier queued run must not swallow this one
+            self.loop.call_later(window + RECHECK_MARGIN, self.enqueue, constants.MANAGED_USERS, key)
+
+    async def _recheck_after_term_start(self, delay: float) -> None:
+        """The previous leader's unsure writes can land until ``delay`` into this term: then read every user
+        that existed at its start once more (one paged resync; the users it could not compare one by one)."""
+        await asyncio.sleep(delay)
+        try:
+            await self.resync()
+        except AuthentikError as error:
+            logger.warning("Re-reading the managed users after the late-write window failed: %s", error)
+        for key in self.late_writes.due():
+            self.enqueue(constants.MANAGED_USERS, key)
+
     async def _lead(self) -> None:
         """Won the Lease: start a term in the background (the campaign keeps renewing meanwhile)."""
         self._term = asyncio.create_task(self._serve_term(), name="leader-term")
@@ -163,6 +195,12 @@ class Controller:
         if self.identity is not None:
             self._background.append(asyncio.create_task(self._check_identity(), name="authentik-check"))
             self._background.append(asyncio.create_task(self._resync_forever(), name="authentik-resync"))
+            # A previous leader's unanswered writes are unknown here, and may land during the window.
+            users = self.state.all_keys(constants.MANAGED_USERS)
+            if users:
+                self.late_writes.begin_term(users)
+                recheck = self._recheck_after_term_start(self.late_writes.window + RECHECK_MARGIN)
+                self._background.append(asyncio.create_task(recheck, name="late-write-recheck"))
         self._background.append(asyncio.create_task(self._relist_forever(), name="relist"))
         for plural in self._reconcilers:
             for key in self.state.all_keys(plural):
@@ -260,7 +298,8 @@ class Controller:
         plural, namespace, name = queue_key
         RECONCILES.labels(plural).inc()
         try:
-            await self._reconcilers[plural](self, (namespace, name))
+            with writes_for(queue_key):  # Authentik writes that get no answer are noted for this object
+                await self._reconcilers[plural](self, (namespace, name))
         except Requeue:
             raise
         except Exception:
@@ -333,6 +372,7 @@ class Controller:
                 group = await self.client_group(namespace_name, namespace.client_group)
             except ClientGroupNotAllowed:
                 continue  # its users say so in their conditions
+            read_at = self.late_writes.now()
             users = {user.pk: user async for user in self.identity.iter_users(organization_path(namespace_name))}
             for key in keys:
                 view = self.state.managed_user(key)
@@ -340,6 +380,7 @@ class Controller:
                 if view is None or view.spec is None or view.meta.deleting or pk is None:
                     continue
                 user = users.get(int(pk))
+                self.late_writes.checked(key, read_at)  # a drifted user is read again by its reconcile anyway
                 changes = changes_for(view.spec, user, group.pk) if user is not None else None
                 if user is None or changes:
                     self.drifted[key] = changes.describe() if changes else "user missing in Authentik"
