@@ -49,6 +49,10 @@ GITOPS = "chaos-gitops/1.0"  # the workload's User-Agent: never partitioned, nev
 LEASE_ENV = {"ORG_OPERATOR_LEASE_DURATION": "3", "ORG_OPERATOR_LEASE_RENEW_DEADLINE": "2",
              "ORG_OPERATOR_LEASE_RETRY_PERIOD": "0.5"}
 REPLICAS = ("replica-a", "replica-b")
+LATE_WRITE_WINDOW = 31.0
+"""Above the longest ak_timeout stall (30 s from sending). A deletion within a window of a write that got no
+answer, or of a new leader's term, keeps its finalizer that long (Ready=False, LateWritePending)."""
+LATE_WRITE_PENDING = "LateWritePending"
 
 
 def token_hash(plaintext: str) -> str:
@@ -187,6 +191,12 @@ OPS = ["reapply", "reapply", "sa_toggle", "mu_toggle", "mu_toggle", "lose_secret
        "plan_off_on", "new_token", "delete_token", "recreate_mu", "recreate_sa"]
 
 
+def held_for_late_writes(body: dict[str, Any]) -> bool:
+    """A deletion the operator holds, saying why: a write to Authentik may still land (bounded by the window)."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("reason") == LATE_WRITE_PENDING for c in conditions)
+
+
 def lifecycle_script(seed: int, index: int) -> list[tuple[str, Any]]:
     """One organization's life, drawn from (seed, index) alone: creation, random changes, maybe deletion."""
     rng = random.Random(f"{seed}/lifecycle/{index}")
@@ -317,9 +327,7 @@ class Run:
             env = {**LEASE_ENV, "ORG_OPERATOR_AUTHENTIK_URL": authentik.url, "ORG_OPERATOR_AUTHENTIK_TOKEN": AK_TOKEN,
                    "ORG_OPERATOR_AUTHENTIK_PUBLIC_HOST": PUBLIC_HOST, "ORG_OPERATOR_RESYNC_INTERVAL": "2",
                    "ORG_OPERATOR_ACCOUNT_STATUS_DELAY": "0.2",
-                   # above the longest ak_timeout stall (30 s from sending); deletions right after a failover
-                   # wait this long for the old leader's late writes
-                   "ORG_OPERATOR_LATE_WRITE_WINDOW": "31"}
+                   "ORG_OPERATOR_LATE_WRITE_WINDOW": str(LATE_WRITE_WINDOW)}
             self.procs = Processes(self.product, api.write_kubeconfig(logs / "kubeconfig"), logs, env)
             if peering:  # as the older manifests installed it: the replicas wait for it before serving
                 self.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", {
@@ -351,6 +359,7 @@ class Run:
             self.run_round(orgs, schedule, round_no)
             index += count
             round_no += 1
+        self.finish_deletions(round_no - 1)
 
     def draw_schedule(self, round_no: int, *, outage: bool) -> list[tuple[float, str, float]]:
         """The round's faults as (fraction of the round's workload steps, kind, parameter)."""
@@ -769,7 +778,8 @@ class Run:
                 enterprise = (namespaces.get(meta["namespace"], {}).get("metadata", {}).get("labels") or {}).get(
                     PLAN_LABEL) == ENTERPRISE
                 if meta.get("deletionTimestamp"):
-                    problems.append(f"{where}: deletion pending")
+                    if not held_for_late_writes(body):  # a held deletion says why; finish_deletions bounds it
+                        problems.append(f"{where}: deletion pending")
                     continue
                 if status.get("observedGeneration", meta.get("generation")) != meta.get("generation"):
                     problems.append(f"{where}: generation {meta.get('generation')} not observed")
@@ -820,6 +830,20 @@ class Run:
             self.converge_times.append(took)
             self.history.add(f"round {round_no} converged in {took:.1f} s")
         self.check_stores(round_no)
+
+    def finish_deletions(self, round_no: int) -> None:
+        """Invariant 7 for deletions held while a late write may land: they end within the window and the
+        convergence bound; then no Authentik user outlives its object (invariant 4)."""
+        def held() -> list[str]:
+            return [f"{b['metadata']['namespace']}/{b['metadata']['name']}" for b in self.objects("orgmanagedusers")
+                    if b["metadata"].get("deletionTimestamp")]
+        deadline = time.monotonic() + LATE_WRITE_WINDOW + self.o.converge_within
+        while (pending := held()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.checks += 1
+        if pending:
+            self.violate(7, f"after round {round_no}: deletions still pending past the late-write window: {pending}")
+        self.check_authentik(round_no)
 
     def check_stores(self, round_no: int) -> None:
         """Invariants 2-5 against the stores and the running verifier, at a quiet moment."""
