@@ -404,6 +404,26 @@ def test_a_group_the_organization_does_not_own_is_refused_unless_allowed(
         wait_for(lambda: cluster.condition(USERS, "jane").get("status") == "True")
 
 
+def test_a_refused_group_does_not_keep_a_deactivated_person_able_to_log_in(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    """The namespace names a group the organization may not use (Failed, nothing moved), and the person is
+    deactivated meanwhile: the deactivation still reaches Authentik."""
+    admins = authentik.store.group_by_name("authentik Admins")
+    assert admins is not None
+    jane(cluster)
+    wait_for(lambda: phase(cluster, "jane") == "Active")
+    pk = cluster.status(USERS, "jane")["authentikUserPk"]
+    annotate_namespace(cluster, {constants.CLIENT_GROUP_ANNOTATION: admins.name})
+    wait_for(lambda: cluster.condition(USERS, "jane").get("reason") == "ClientGroupNotAllowed")
+    assert cluster.patch(USERS, "jane", {"spec": {"active": False}}).status_code == 200
+    wait_for(lambda: not authentik.store.user(pk).is_active)  # type: ignore[union-attr]
+    condition = wait_for(lambda: (c := cluster.condition(USERS, "jane")).get("message", "").endswith(
+        "the deactivation is applied in Authentik regardless") and c)
+    assert condition["reason"] == "ClientGroupNotAllowed"
+    assert pk not in authentik.store.members(admins.pk)
+
+
 def test_deletion_without_authentik_settings_waits_and_says_why(
     cluster: Cluster, authentik: AuthentikEmulator, contract: ContractRecorder, start_operator: OperatorFactory
 ) -> None:

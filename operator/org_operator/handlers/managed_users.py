@@ -146,9 +146,23 @@ async def _reconcile(ctl: Controller, key: Key, late_write_due: bool) -> None:
         else:
             await _write(ctl, view, {})  # in sync: writes only a claim not yet recorded (users older than claims)
     except ClientGroupNotAllowed as error:
-        await _not_ready(ctl, view, now, Phase.FAILED, Reason.CLIENT_GROUP_NOT_ALLOWED, str(error))
+        await _refused_group(ctl, identity, view, now, error)
     except AuthentikError as error:
         await _unreachable(ctl, view, now, error)
+
+
+async def _refused_group(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, now: datetime,
+                         error: ClientGroupNotAllowed) -> None:
+    """The namespace names a group the organization may not use: nothing is created or moved, but a
+    deactivation still reaches Authentik, so a refused group never keeps a locked person able to log in."""
+    message = str(error)
+    if view.spec is not None and not view.spec.active:
+        try:
+            await _deactivate_own_user(ctl, identity, view)
+        except AuthentikError as unreachable:
+            await _unreachable(ctl, view, now, unreachable)
+        message += "; the deactivation is applied in Authentik regardless"
+    await _not_ready(ctl, view, now, Phase.FAILED, Reason.CLIENT_GROUP_NOT_ALLOWED, message)
 
 
 async def _unreachable(ctl: Controller, view: ManagedUserView, now: datetime, error: AuthentikError) -> None:
@@ -268,14 +282,18 @@ async def _leave(identity: AuthentikClient, group_pk: str, user_pk: int) -> None
 async def _lock_only(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, now: datetime) -> None:
     """Outside the Enterprise plan: deactivate the user this object created, create nothing, and say
     Locked only once Authentik has confirmed."""
-    user = await _find_own_user(identity, view)
-    if user is not None and user.is_active:
-        await identity.patch_user(user.pk, is_active=False)
-        ctl.events.normal(KIND, view.meta, Reason.LOCKED, f"Deactivated Authentik user {user.username}")
+    await _deactivate_own_user(ctl, identity, view)
     message = (f"namespace {view.meta.namespace} is not labelled org.alien.club/plan=enterprise; the deactivation "
                "is applied in Authentik regardless")
     await _write(ctl, view, {"phase": Phase.LOCKED.value, "conditions": _conditions(
         view, now, (ConditionType.READY, False, Reason.ORGANIZATION_NOT_ENTERPRISE, message))})
+
+
+async def _deactivate_own_user(ctl: Controller, identity: AuthentikClient, view: ManagedUserView) -> None:
+    user = await _find_own_user(identity, view)
+    if user is not None and user.is_active:
+        await identity.patch_user(user.pk, is_active=False)
+        ctl.events.normal(KIND, view.meta, Reason.LOCKED, f"Deactivated Authentik user {user.username}")
 
 
 async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserView, user: User, group: Group,
