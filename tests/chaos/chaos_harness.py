@@ -953,8 +953,9 @@ class Run:
             self.consumer_stats["refused_in_transition"] += 1
 
     def observe_forced_resets(self) -> None:
-        """Invariant 4: each forced request gets at most one outcome; a Completed one changed the password
-        the harness had set and ended the session it had added, in the Authentik store."""
+        """Invariant 4: each forced request gets at most one outcome; Completed (and the other outcomes, which
+        also come after both steps) changed the password the harness had set and ended the session it had
+        added, in the Authentik store."""
         for managed in self.objects("orgmanagedusers"):
             status = managed.get("status") or {}
             record = status.get("forcedPasswordReset") or {}
@@ -974,16 +975,16 @@ class Run:
             if len(request.outcomes) > 1 or record["outcome"] not in FORCED_OUTCOMES:
                 self.violate(4, f"{request.ns}/jane: forced reset {request.request} has outcomes "
                                 f"{sorted(request.outcomes)}", key=f"forced-outcomes/{request.request}")
-            if (record["outcome"] == "Completed" and not request.store_checked and request.user_pk is not None
-                    and record.get("userPk") == request.user_pk):
+            if (record["outcome"] in FORCED_OUTCOMES and not request.store_checked and request.user_pk is not None
+                    and record.get("userPk") == request.user_pk):  # every outcome comes after both steps
                 request.store_checked = True
                 user = self.authentik.store.user(request.user_pk)
+                said = f"{request.ns}/jane: forced reset {request.request} {record['outcome']}, but"
                 if user is not None and password_matches(request.password, user.password):
-                    self.violate(4, f"{request.ns}/jane: forced reset {request.request} Completed, but Authentik "
-                                    f"user {request.user_pk} still has the password set before it")
+                    self.violate(4, f"{said} Authentik user {request.user_pk} still has the password set before it")
                 if self.authentik.store.session(request.session) is not None:
-                    self.violate(4, f"{request.ns}/jane: forced reset {request.request} Completed, but the session "
-                                    f"of Authentik user {request.user_pk} opened before it still exists")
+                    self.violate(4, f"{said} the session of Authentik user {request.user_pk} opened before it "
+                                    "still exists")
 
     def probe_values(self, rng: random.Random) -> None:
         """Present dead values to the verifier: recently dead ones every time, a sample of the older."""
