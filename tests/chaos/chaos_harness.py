@@ -239,6 +239,7 @@ class Org:
     mu_exists: bool = True
     deleted: bool = False
     not_before: float = 0.0
+    refused_since: float | None = None  # when the API began refusing the current step (monotonic)
 
     def live_tokens(self) -> list[str]:
         """Tokens that may still verify (rotate and revoke pick among these when there are any)."""
@@ -452,8 +453,16 @@ class Run:
             op, arg = org.script.pop(0)
             faulthandler.dump_traceback_later(240, file=self.stacks)  # no step for 4 minutes: say where it hangs
             if not self.do(org, op, arg):
-                org.script.insert(0, (op, arg))  # the API refused for now (e.g. a lock not applied yet)
-                org.not_before = time.monotonic() + 0.5
+                org.refused_since = org.refused_since or time.monotonic()
+                if time.monotonic() - org.refused_since < 120:
+                    org.script.insert(0, (op, arg))  # the API refused for now (e.g. a lock not applied yet)
+                    org.not_before = time.monotonic() + 0.5
+                else:  # the lock it waits for never came: the operator does not act; say so, move on
+                    self.violate(7, f"{org.ns}: step {op} refused by the API for 120 s (the operator never applied "
+                                    "the state it waits for)")
+                    org.refused_since = None
+            else:
+                org.refused_since = None
             step += 1
             if not org.script:
                 active.remove(org)
