@@ -59,8 +59,9 @@ FORCED_OUTCOMES = ("Completed", "EmailUnconfirmed", "NoEmailUserLocked")
 # every >= 1m, overlap >= 10s, overlap < every, every < the expiry (90d by default).
 ROTATION_EVERY = ("1m", "2m", "10m")
 ROTATION_OVERLAP = ("10s", "15s", "30s")
-VERIFIER_SETTLE = 12.0  # a disturbed verifier (killed, its watches faulted) may serve a stale view this long:
-# the stale bound (10 s) plus a check; consumers' refusals in that window are counted, not violations
+VERIFIER_SETTLE = 12.0  # a verifier whose requests to the API server are faulted may serve a stale view this
+# long: the stale bound (10 s) plus a check; consumers' refusals in that window are counted, not violations
+VERIFIER_CATCH_UP = 3.0  # after its watches were closed or expired (it resumes or re-lists), or a restart
 
 
 def wall_time(stamp: Any) -> float | None:
@@ -725,7 +726,7 @@ class Run:
         """Kubernetes API faults through the emulator's seeded Faults (issue 12's emulator half): a
         burst against one client (an operator replica, sometimes the verifier), retired after 5 s."""
         if kind in ("k8s_close_watches", "k8s_expire"):  # the verifier's watches too
-            self.verifier_settled_at = max(self.verifier_settled_at, self.history.now() + VERIFIER_SETTLE)
+            self.verifier_settled_at = max(self.verifier_settled_at, self.history.now() + VERIFIER_CATCH_UP)
         if kind == "k8s_close_watches":
             self.api.close_watches(0.5 + param / 2)
             return
@@ -757,7 +758,7 @@ class Run:
             if name == "verifier":
                 self.procs.start_verifier()
                 before = self.verifier_settled_at if self.verifier_settled_at != float("inf") else 0.0
-                self.verifier_settled_at = max(before, self.history.now() + VERIFIER_SETTLE)
+                self.verifier_settled_at = max(before, self.history.now() + VERIFIER_CATCH_UP)
             else:
                 self.procs.start_replica(name)
             self.history.add(f"restarted {name}")
