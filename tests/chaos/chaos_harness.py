@@ -34,12 +34,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from org_operator.emulators.authentik import AuthentikEmulatorThread
+from org_operator.emulators.authentik.model import password_matches
 from org_operator.emulators.kubernetes import EmulatorThread, Rule
 
 GROUP, VERSION = "org.alien.club", "v1alpha1"
@@ -53,6 +55,27 @@ LATE_WRITE_WINDOW = 31.0
 """Above the longest ak_timeout stall (30 s from sending). A deletion within a window of a write that got no
 answer, or of a new leader's term, keeps its finalizer that long (Ready=False, LateWritePending)."""
 LATE_WRITE_PENDING = "LateWritePending"
+# The product's annotations (operator/org_operator/api/constants.py; the harness never imports the operator).
+ROTATE_ANNOTATION = f"{GROUP}/rotate"
+RESET_ANNOTATION = f"{GROUP}/password-reset-requested-at"
+FORCED_OUTCOMES = ("Completed", "EmailUnconfirmed", "NoEmailUserLocked")
+# Rotation settings the workload's tokens get (drawn per token from the seed), within the CRD's rules:
+# every >= 1m, overlap >= 10s, overlap < every, every < the expiry (90d by default).
+ROTATION_EVERY = ("1m", "2m", "10m")
+ROTATION_OVERLAP = ("10s", "15s", "30s")
+VERIFIER_SETTLE = 12.0  # a verifier whose requests to the API server are faulted may serve a stale view this
+# long: the stale bound (10 s) plus a check; consumers' refusals in that window are counted, not violations
+VERIFIER_CATCH_UP = 3.0  # after its watches were closed or expired (it resumes or re-lists), or a restart
+
+
+def wall_time(stamp: Any) -> float | None:
+    """An RFC 3339 status time as a Unix timestamp (None if absent or unreadable)."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def token_hash(plaintext: str) -> str:
@@ -188,7 +211,8 @@ class Processes:
 # The workload ---------------------------------------------------------------------------------------
 
 OPS = ["reapply", "reapply", "sa_toggle", "mu_toggle", "mu_toggle", "lose_secret", "lose_secret",
-       "plan_off_on", "new_token", "delete_token", "recreate_mu", "recreate_sa"]
+       "plan_off_on", "new_token", "delete_token", "recreate_mu", "recreate_sa",
+       "rotate", "rotate", "revoke", "force_reset"]
 
 
 def held_for_late_writes(body: dict[str, Any]) -> bool:
@@ -219,11 +243,18 @@ class Org:
     sa_email: str = ""
     mu_active: bool = True
     tokens: list[str] = field(default_factory=list)
+    revoked: set[str] = field(default_factory=set)   # spec.revoked: true (one-way; GitOps keeps declaring it)
+    ended: set[str] = field(default_factory=set)     # revoked, or their account deactivated or replaced
     next_token: int = 0
     plan: bool = True
     mu_exists: bool = True
     deleted: bool = False
     not_before: float = 0.0
+    refused_since: float | None = None  # when the API began refusing the current step (monotonic)
+
+    def live_tokens(self) -> list[str]:
+        """Tokens that may still verify (rotate and revoke pick among these when there are any)."""
+        return [name for name in self.tokens if name not in self.ended] or self.tokens
 
     @property
     def email(self) -> str:
@@ -244,12 +275,41 @@ class Value:
     account: str
     first_seen: float
     confirmed: bool = False        # the token's status has recorded this value's hash
+    confirmed_at: float | None = None  # when the monitor first saw the status record it as current
+    previous_until: float | None = None  # the status's previousValidUntil while it is the previous value
     dead_since: float | None = None
     dead_why: str = ""
 
     def kill(self, at: float, why: str) -> None:
         if self.dead_since is None or at < self.dead_since:
             self.dead_since, self.dead_why = at, why
+
+
+@dataclass
+class ForceRequest:
+    """One forced password reset the workload requested (annotation ``force:<id>`` on an OrgManagedUser)."""
+
+    request: str
+    ns: str
+    uid: str                        # the OrgManagedUser object it was made on
+    at: float
+    user_pk: int | None = None      # the Authentik user seeded with a known password and a session, if any
+    password: str = ""
+    session: str = ""
+    outcomes: set[tuple[str, str]] = field(default_factory=set)  # (outcome, completedAt) seen in the status
+    store_checked: bool = False
+
+
+@dataclass
+class Consumer:
+    """A pipeline using one token: it presents the value it last read from the Secret, and switches to a
+    new value some time after the Secret changed (a mounted file refreshed, then re-read)."""
+
+    digest: str
+    plaintext: str
+    read_at: float
+    pending: tuple[str, str, float] | None = None  # (digest, plaintext, when it switches)
+    next_at: float = 0.0
 
 
 class Run:
@@ -271,6 +331,14 @@ class Run:
         self.mu_timeline: dict[str, list[tuple[float, bool | None]]] = {}  # email -> (time, spec.active or
         # None: deleted, which is no deactivation: a reconcile started before it may still finish)
         self.reset_requests: Counter[str] = Counter()
+        self.force_requests: dict[str, ForceRequest] = {}    # request id -> what the workload asked
+        self.forced_pks: dict[str, set[int]] = {}   # request id -> Authentik user pks its records name
+        self.rotate_requests = 0
+        self.revocations = 0
+        self.rotations: dict[str, int] = {}   # token uid -> the highest status.rotations seen
+        self.consumers: dict[str, Consumer] = {}  # token uid -> its pipeline
+        self.consumer_stats: Counter[str] = Counter()
+        self.verifier_settled_at = 0.0     # history time after which the verifier's view must be current
         self.lock = threading.Lock()
         self.stop_monitor = threading.Event()
         self.last_holder: str | None = None
@@ -398,8 +466,16 @@ class Run:
             op, arg = org.script.pop(0)
             faulthandler.dump_traceback_later(240, file=self.stacks)  # no step for 4 minutes: say where it hangs
             if not self.do(org, op, arg):
-                org.script.insert(0, (op, arg))  # the API refused for now (e.g. a lock not applied yet)
-                org.not_before = time.monotonic() + 0.5
+                org.refused_since = org.refused_since or time.monotonic()
+                if time.monotonic() - org.refused_since < 120:
+                    org.script.insert(0, (op, arg))  # the API refused for now (e.g. a lock not applied yet)
+                    org.not_before = time.monotonic() + 0.5
+                else:  # the lock it waits for never came: the operator does not act; say so, move on
+                    self.violate(7, f"{org.ns}: step {op} refused by the API for 120 s (the operator never applied "
+                                    "the state it waits for)")
+                    org.refused_since = None
+            else:
+                org.refused_since = None
             step += 1
             if not org.script:
                 active.remove(org)
@@ -427,8 +503,17 @@ class Run:
         if org.mu_exists:
             items.append(("orgmanagedusers", "jane", {"email": org.email, "firstName": "Jane", "lastName": "Doe",
                                                       "deletionPolicy": "Delete", "active": org.mu_active}))
-        items += [("orgapitokens", name, {"serviceAccountName": "bot"}) for name in org.tokens]
+        items += [("orgapitokens", name, self.token_spec(org, name)) for name in org.tokens]
         return items
+
+    def token_spec(self, org: Org, name: str) -> dict[str, Any]:
+        """A token's declared spec: automatic rotation drawn from (seed, lifecycle, name); revoked once set."""
+        rng = random.Random(f"{self.o.seed}/rotation/{org.index}/{name}")
+        rotation = {"every": rng.choice(ROTATION_EVERY), "overlap": rng.choice(ROTATION_OVERLAP)}
+        spec: dict[str, Any] = {"serviceAccountName": "bot", "rotation": rotation}
+        if name in org.revoked:
+            spec["revoked"] = True
+        return spec
 
     def create(self, org: Org, plural: str, name: str, spec: dict[str, Any]) -> None:
         kind = {"orgserviceaccounts": "OrgServiceAccount", "orgmanagedusers": "OrgManagedUser",
@@ -463,6 +548,7 @@ class Run:
                 return False
             if not org.sa_active:
                 self.kill_account(org.ns, "bot", now, "service account deactivated")
+                org.ended |= set(org.tokens)
         elif op == "mu_toggle" and org.mu_exists:
             org.mu_active = not org.mu_active
             response = self.merge(self.url("orgmanagedusers", org.ns, "jane"), {"spec": {"active": org.mu_active}},
@@ -484,7 +570,7 @@ class Run:
             name = f"t{org.next_token}"
             org.next_token += 1
             org.tokens.append(name)
-            self.create(org, "orgapitokens", name, {"serviceAccountName": "bot"})
+            self.create(org, "orgapitokens", name, self.token_spec(org, name))
         elif op == "delete_token" and org.tokens:
             name = org.tokens.pop(int(arg * len(org.tokens)))
             response = self.request("DELETE", self.url("orgapitokens", org.ns, name), ok=(200, 404))
@@ -502,11 +588,35 @@ class Run:
         elif op == "recreate_sa":  # the same name again, with the same email or another one
             self.request("DELETE", self.url("orgserviceaccounts", org.ns, "bot"), ok=(200, 404))
             self.kill_account(org.ns, "bot", now, "service account deleted")
+            org.ended |= set(org.tokens)
             if not self.wait(lambda: self.get("orgserviceaccounts", org.ns, "bot") is None, 40):
                 self.history.add(f"{org.ns}/bot: deletion still pending after 40 s")
                 return True
             org.sa_email = f"bot{'' if arg < 0.5 else int(arg * 100)}@{org.ns}.example"
             self.create(org, "orgserviceaccounts", "bot", self.declared(org)[0][2])
+        elif op == "rotate" and org.tokens:  # rotate now: a new value of the annotation
+            live = org.live_tokens()
+            name = live[int(arg * len(live))]
+            self.rotate_requests += 1
+            request = f"chaos-{self.rotate_requests}"
+            response = self.merge(self.url("orgapitokens", org.ns, name),
+                                  {"metadata": {"annotations": {ROTATE_ANNOTATION: request}}}, ok=(200, 404))
+            self.history.add(f"{org.ns}/{name}: rotate requested ({request}) -> {response.status_code}")
+            # this organization's next step waits a little: the new value reaches the Secret (1 s) and the
+            # pipelines switch while the previous value still verifies
+            org.not_before = time.monotonic() + 2 + 3 * arg
+        elif op == "revoke" and set(org.tokens) - org.revoked:
+            live = [name for name in org.live_tokens() if name not in org.revoked]
+            name = live[int(arg * len(live))]
+            response = self.merge(self.url("orgapitokens", org.ns, name), {"spec": {"revoked": True}}, ok=(200, 404))
+            if response.status_code == 200:
+                org.revoked.add(name)
+                org.ended.add(name)
+                self.revocations += 1
+                # invariant 1 counts from the moment the API server accepted the patch
+                self.kill_token(response.json()["metadata"]["uid"], self.history.now(), "spec.revoked set")
+        elif op == "force_reset" and org.mu_exists:
+            self.force_reset(org)
         elif op == "delete_all":
             org.deleted = True
             for name in org.tokens:
@@ -520,6 +630,27 @@ class Run:
                 org.mu_exists = False
         self.history.add(f"step {org.ns or org.index} {op}")
         return True
+
+    def force_reset(self, org: Org) -> None:
+        """`org-operator reset-password --force`: the annotation ``force:<id>``. The Authentik user (if it
+        exists yet) first gets a known password and a session, so that a Completed outcome can be checked."""
+        request = f"force:chaos-{len(self.force_requests) + 1}"
+        user = self.authentik.store.user_by_username(org.email)
+        password, session = "", ""
+        if user is not None:
+            password = f"chaos-pw-{len(self.force_requests) + 1}-{random.Random(request).getrandbits(32):08x}"
+            with contextlib.suppress(KeyError):  # deleted meanwhile
+                self.authentik.store.set_password(user.pk, password)
+                session = self.authentik.store.add_session(user.pk).uuid
+        response = self.merge(self.url("orgmanagedusers", org.ns, "jane"),
+                              {"metadata": {"annotations": {RESET_ANNOTATION: request}}}, ok=(200, 404))
+        if response.status_code == 200:
+            with self.lock:
+                self.force_requests[request] = ForceRequest(
+                    request, org.ns, response.json()["metadata"]["uid"], self.history.now(),
+                    user.pk if user is not None and session else None, password, session)
+        self.history.add(f"{org.ns}/jane: forced reset {request} (user pk {user.pk if user else None}) "
+                         f"-> {response.status_code}")
 
     def get(self, plural: str, ns: str, name: str) -> dict[str, Any] | None:
         response = self.http.get(self.url(plural, ns, name))
@@ -583,6 +714,7 @@ class Run:
             self.after(param * 3, lambda: self.restart(victim))
         elif kind == "kill_verifier":
             self.procs.kill("verifier")
+            self.verifier_settled_at = float("inf")  # until restarted
             self.history.add("killed verifier")
             self.after(param * 2, lambda: self.restart("verifier"))
         elif kind == "ak_5xx":
@@ -605,6 +737,8 @@ class Run:
     def kube_fault(self, kind: str, param: float) -> None:
         """Kubernetes API faults through the emulator's seeded Faults (issue 12's emulator half): a
         burst against one client (an operator replica, sometimes the verifier), retired after 5 s."""
+        if kind in ("k8s_close_watches", "k8s_expire"):  # the verifier's watches too
+            self.verifier_settled_at = max(self.verifier_settled_at, self.history.now() + VERIFIER_CATCH_UP)
         if kind == "k8s_close_watches":
             self.api.close_watches(0.5 + param / 2)
             return
@@ -612,6 +746,8 @@ class Run:
             self.api.expire_history()
             return
         agent = [*(f"org-operator/{name}" for name in REPLICAS), "org-operator-verifier"][int(param * 3)]
+        if agent == "org-operator-verifier":
+            self.verifier_settled_at = max(self.verifier_settled_at, self.history.now() + 5 + VERIFIER_SETTLE)
         resource = ["*", "orgapitokens", "orgapitokens/status", "secrets", "orgmanagedusers/status"][int(param * 5)]
         action: dict[str, Any] = {
             "k8s_error": {"action": "error", "status": 500 if param < 0.5 else 503, "applied": param < 0.25},
@@ -633,6 +769,8 @@ class Run:
         if not self.procs.alive(name):
             if name == "verifier":
                 self.procs.start_verifier()
+                before = self.verifier_settled_at if self.verifier_settled_at != float("inf") else 0.0
+                self.verifier_settled_at = max(before, self.history.now() + VERIFIER_CATCH_UP)
             else:
                 self.procs.start_replica(name)
             self.history.add(f"restarted {name}")
@@ -658,6 +796,8 @@ class Run:
             try:
                 self.observe()
                 self.probe_values(rng)
+                self.consume(rng)
+                self.observe_forced_resets()
                 self.check_authentik_writes()
             except Exception as error:  # noqa: BLE001 - the monitor must outlive a transient failure
                 self.history.add(f"monitor: {type(error).__name__}: {error}")
@@ -683,6 +823,7 @@ class Run:
                 plaintext = base64.b64decode(raw).decode()
                 digest = token_hash(plaintext)
                 if digest in self.values:
+                    self.secret_holds_known(self.values[digest], tokens.get(owners[0]["uid"]))
                     continue
                 uid = owners[0]["uid"]
                 token = tokens.get(uid)
@@ -690,25 +831,182 @@ class Run:
                     continue
                 value = Value(plaintext, token["metadata"]["namespace"], token["metadata"]["name"], uid,
                               token["spec"]["serviceAccountName"], now)
-                for other in self.values.values():  # invariant 2: a new value retires the one before
-                    if other.uid == uid:
+                status = token.get("status") or {}
+                rotated = status.get("tokenHash") == digest
+                for old, other in self.values.items():  # invariant 2: a new value retires the ones before,
+                    # except the one a rotation keeps as the previous value (it ends at previousValidUntil)
+                    if other.uid == uid and not (rotated and status.get("previousTokenHash") == old):
                         other.kill(now, f"superseded by {digest[:8]} in the Secret")
                 if uid in self.dead_tokens:
                     value.kill(*self.dead_tokens[uid])
                 self.values[digest] = value
-                self.history.add(f"value {digest[:8]} of {value.ns}/{value.name} seen in its Secret")
+                rotation = f" (rotation {status['rotations']})" if rotated and status.get("rotations") else ""
+                self.history.add(f"value {digest[:8]} of {value.ns}/{value.name} seen in its Secret{rotation}")
+            for uid, token in tokens.items():
+                rotations = int((token.get("status") or {}).get("rotations") or 0)
+                if rotations > self.rotations.get(uid, 0):
+                    self.rotations[uid] = rotations
+            offset = time.time() - now  # status times are wall-clock; the history's are since the start
             for digest, value in self.values.items():
                 token = tokens.get(value.uid)
                 status = (token or {}).get("status") or {}
                 if status.get("tokenHash") == digest:
+                    if not value.confirmed:
+                        value.confirmed, value.confirmed_at = True, now
+                elif status.get("previousTokenHash") == digest:  # invariant 1: ends at previousValidUntil
                     value.confirmed = True
-                elif value.confirmed and status.get("tokenHash") and token is not None:
-                    value.kill(now, "status now records another value")
+                    until = wall_time(status.get("previousValidUntil"))
+                    if until is None:
+                        value.kill(now, "previous value without previousValidUntil")
+                    elif until - offset <= now:
+                        value.kill(until - offset, f"previous value ended at previousValidUntil "
+                                                   f"({status.get('previousEndReason')})")
+                    else:
+                        value.previous_until = until - offset
+                elif value.confirmed and token is not None:
+                    value.kill(now, "status now records another value" if status.get("tokenHash")
+                               else "status now records no value")
                 if token is not None and status.get("phase") in ("Revoked", "Expired"):
                     value.kill(now, f"operator reported {status['phase']}")
                 account = accounts.get((value.ns, value.account))
                 if account is not None and ((account.get("status") or {}).get("phase") == "Locked"):
                     value.kill(now, "account shown Locked")
+
+    def secret_holds_known(self, value: Value, token: dict[str, Any] | None) -> None:
+        """Invariant 2: a Secret never goes back to a value a newer one replaced (a third value). Holding
+        the previous value after its overlap (a rotation interrupted for longer than the overlap) is
+        counted; convergence (7) requires the current value there once the faults stop."""
+        if value.dead_since is None or token is None or (token.get("status") or {}).get("phase") != "Active":
+            return
+        if value.dead_why.startswith("superseded"):
+            self.violate(2, f"{value.ns}/{value.name}: its Secret holds {token_hash(value.plaintext)[:8]} again, "
+                            f"a value replaced {self.history.now() - value.dead_since:.1f} s ago",
+                         key=f"revert/{value.uid}/{token_hash(value.plaintext)}")
+        elif value.dead_why.startswith("previous value ended"):
+            key = f"ended-previous/{token_hash(value.plaintext)}"
+            if key not in self.repeats:
+                self.repeats[key] += 1
+                self.consumer_stats["secret_on_ended_previous"] += 1
+                self.history.add(f"{value.ns}/{value.name}: its Secret still holds the ended previous value "
+                                 f"{token_hash(value.plaintext)[:8]} (an interrupted rotation)")
+
+    def consume(self, rng: random.Random) -> None:
+        """Pipelines: each Active token's consumer presents the value it read from the Secret twice a second,
+        and switches 0-5 s after the Secret changed (within the overlap). A refusal of a value the status
+        says is current (recorded >= 1 s before) or previous within its overlap, while the token, its
+        account and the verifier's feed are fine, is a violation of 3."""
+        now = self.history.now()
+        tokens = {t["metadata"]["uid"]: t for t in self.objects("orgapitokens")}
+        secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in self.objects("secrets")}
+        for uid in [uid for uid in self.consumers if uid not in tokens]:
+            del self.consumers[uid]
+        for uid, token in tokens.items():
+            meta, spec, status = token["metadata"], token.get("spec") or {}, token.get("status") or {}
+            if status.get("phase") != "Active" or spec.get("revoked") or meta.get("deletionTimestamp"):
+                self.consumers.pop(uid, None)
+                continue
+            secret = secrets.get((meta["namespace"], spec.get("secretName") or meta["name"]))
+            raw = ((secret or {}).get("data") or {}).get("token")
+            consumer = self.consumers.get(uid)
+            if raw is not None:
+                plaintext = base64.b64decode(raw).decode()
+                digest = token_hash(plaintext)
+                if consumer is None:
+                    consumer = self.consumers[uid] = Consumer(digest, plaintext, now, next_at=now)
+                elif digest != consumer.digest and (consumer.pending is None or consumer.pending[0] != digest):
+                    consumer.pending = (digest, plaintext, now + rng.uniform(0, 5))
+            if consumer is None:
+                continue
+            if consumer.pending is not None and consumer.pending[2] <= now:
+                consumer.digest, consumer.plaintext = consumer.pending[0], consumer.pending[1]
+                consumer.read_at, consumer.pending = now, None
+                self.consumer_stats["switches"] += 1
+            if consumer.next_at > now:
+                continue
+            consumer.next_at = now + 0.5
+            sent = self.history.now()
+            code = self.present(consumer.plaintext)
+            self.consumer_stats["requests"] += 1
+            self.checks += 1
+            if code == 200:
+                if consumer.digest == status.get("previousTokenHash"):
+                    self.consumer_stats["accepted_previous"] += 1
+            elif code in (None, 503):
+                self.consumer_stats["verifier_unavailable"] += 1
+            else:
+                self.consumer_refused(uid, consumer, code, sent)
+
+    def consumer_refused(self, uid: str, consumer: Consumer, code: int, sent: float) -> None:
+        """Judge a consumer's refusal on the stores as they are after it (they only move on)."""
+        self.consumer_stats["refused"] += 1
+        with self.lock:
+            value = self.values.get(consumer.digest)
+        token = next((t for t in self.objects("orgapitokens") if t["metadata"]["uid"] == uid), None)
+        if value is None or value.dead_since is not None or token is None:
+            self.consumer_stats["refused_dead"] += 1
+            return
+        meta, spec, status = token["metadata"], token.get("spec") or {}, token.get("status") or {}
+        account = next((a for a in self.objects("orgserviceaccounts") if a["metadata"]["namespace"] == meta["namespace"]
+                        and a["metadata"]["name"] == spec.get("serviceAccountName")), None)
+        account_status = (account or {}).get("status") or {}
+        if (status.get("phase") != "Active" or spec.get("revoked") or meta.get("deletionTimestamp") or account is None
+                or account["metadata"].get("deletionTimestamp") or not (account.get("spec") or {}).get("active", True)
+                or account_status.get("phase") == "Locked"
+                or status.get("serviceAccountUid") not in (None, account["metadata"]["uid"])
+                or int(status.get("serviceAccountEpoch") or 0) < int(account_status.get("lockEpoch") or 0)):
+            self.consumer_stats["refused_token_or_account_changed"] += 1
+            return
+        if sent < self.verifier_settled_at:
+            self.consumer_stats["refused_verifier_unsettled"] += 1
+            return
+        offset = time.time() - self.history.now()
+        until = wall_time(status.get("previousValidUntil"))
+        digest = consumer.digest
+        where = f"{meta['namespace']}/{meta['name']}"
+        if status.get("tokenHash") == digest and value.confirmed_at is not None and value.confirmed_at <= sent - 1.0:
+            self.violate(3, f"{where} is Active; a consumer's current value {digest[:8]} got {code}, "
+                            f"{sent - value.confirmed_at:.1f} s after the status recorded it",
+                         key=f"consumer/{uid}/{digest}")
+        elif status.get("previousTokenHash") == digest and until is not None and until - offset > sent + 0.5:
+            self.violate(3, f"{where} is Active; a consumer's previous value {digest[:8]} got {code}, "
+                            f"{until - offset - sent:.1f} s before its previousValidUntil",
+                         key=f"consumer/{uid}/{digest}")
+        else:
+            self.consumer_stats["refused_in_transition"] += 1
+
+    def observe_forced_resets(self) -> None:
+        """Invariant 4: each forced request gets at most one outcome; Completed (and the other outcomes, which
+        also come after both steps) changed the password the harness had set and ended the session it had
+        added, in the Authentik store."""
+        for managed in self.objects("orgmanagedusers"):
+            status = managed.get("status") or {}
+            record = status.get("forcedPasswordReset") or {}
+            with self.lock:
+                for entry in [record, *({"request": r.get("trigger"), "userPk": r.get("userPk")}
+                                        for r in status.get("passwordResets") or [] if r.get("forced"))]:
+                    if entry.get("request") in self.force_requests and isinstance(entry.get("userPk"), int):
+                        self.forced_pks.setdefault(entry["request"], set()).add(entry["userPk"])
+                request = self.force_requests.get(record.get("request") or "")
+            if request is None or not record.get("outcome"):
+                continue
+            outcome = (record["outcome"], str(record.get("completedAt")))
+            if outcome not in request.outcomes:
+                request.outcomes.add(outcome)
+                self.history.add(f"{request.ns}/jane: forced reset {request.request}: {record['outcome']} "
+                                 f"(user pk {record.get('userPk')}, {record.get('sessionsEnded')} session(s) ended)")
+            if len(request.outcomes) > 1 or record["outcome"] not in FORCED_OUTCOMES:
+                self.violate(4, f"{request.ns}/jane: forced reset {request.request} has outcomes "
+                                f"{sorted(request.outcomes)}", key=f"forced-outcomes/{request.request}")
+            if (record["outcome"] in FORCED_OUTCOMES and not request.store_checked and request.user_pk is not None
+                    and record.get("userPk") == request.user_pk):  # every outcome comes after both steps
+                request.store_checked = True
+                user = self.authentik.store.user(request.user_pk)
+                said = f"{request.ns}/jane: forced reset {request.request} {record['outcome']}, but"
+                if user is not None and password_matches(request.password, user.password):
+                    self.violate(4, f"{said} Authentik user {request.user_pk} still has the password set before it")
+                if self.authentik.store.session(request.session) is not None:
+                    self.violate(4, f"{said} the session of Authentik user {request.user_pk} opened before it "
+                                    "still exists")
 
     def probe_values(self, rng: random.Random) -> None:
         """Present dead values to the verifier: recently dead ones every time, a sample of the older."""
@@ -865,7 +1163,81 @@ class Run:
                     code = self.present(plaintext)
                     if code != 200:
                         self.violate(3, f"round {round_no}: {where} is Active but its Secret's value gets {code}")
+        self.check_token_values(round_no, tokens)
+        self.check_forced_resets(round_no)
         self.check_authentik(round_no)
+
+    def check_token_values(self, round_no: int, tokens: dict[str, dict[str, Any]]) -> None:
+        """Invariant 2: every value ever seen of each token is presented; at most two get 200, and only
+        the status's current value or its previous one before previousValidUntil."""
+        with self.lock:
+            by_token: dict[str, list[Value]] = {}
+            for value in self.values.values():
+                by_token.setdefault(value.uid, []).append(value)
+        now_wall = time.time()
+        for uid, values in by_token.items():
+            token = tokens.get(uid)
+            status = (token or {}).get("status") or {}
+            accepted = []
+            for value in values:
+                self.checks += 1
+                if self.present(value.plaintext) != 200:
+                    continue
+                digest = token_hash(value.plaintext)
+                accepted.append(digest[:8])
+                until = wall_time(status.get("previousValidUntil"))
+                if token is None:
+                    why = "its token is deleted"
+                elif digest == status.get("tokenHash"):
+                    continue
+                elif digest == status.get("previousTokenHash") and until is not None and until > now_wall:
+                    continue
+                elif digest == status.get("previousTokenHash"):
+                    why = f"it is the previous value, ended at {status.get('previousValidUntil')}"
+                else:
+                    why = "the status records it neither as current nor as previous"
+                where = f"{values[0].ns}/{values[0].name}"
+                self.violate(2, f"round {round_no}: {where} value {digest[:8]} gets 200 but {why}",
+                             key=f"alive/{uid}/{digest}")
+            if len(accepted) > 2:
+                self.violate(2, f"round {round_no}: {values[0].ns}/{values[0].name}: {len(accepted)} values get "
+                                f"200 ({', '.join(accepted)})", key=f"three/{uid}")
+
+    def check_forced_resets(self, round_no: int) -> None:
+        """Invariant 4: a forced request still on its object (not superseded by a later request, the object
+        not deleted or recreated) in an Enterprise namespace has an outcome once the faults stopped."""
+        namespaces = {n["metadata"]["name"]: n for n in self.objects("namespaces")}
+        deadline = time.monotonic() + 10
+        while True:
+            missing = []
+            managed = {m["metadata"]["uid"]: m for m in self.objects("orgmanagedusers")}
+            with self.lock:
+                requests = list(self.force_requests.values())
+            for request in requests:
+                body = managed.get(request.uid)
+                if body is None or (body["metadata"].get("annotations") or {}).get(RESET_ANNOTATION) != request.request:
+                    continue
+                labels = namespaces.get(request.ns, {}).get("metadata", {}).get("labels") or {}
+                if labels.get(PLAN_LABEL) != ENTERPRISE or body["metadata"].get("deletionTimestamp"):
+                    continue
+                status = body.get("status") or {}
+                record = status.get("forcedPasswordReset") or {}
+                if record.get("request") == request.request and record.get("outcome"):
+                    continue
+                handled = status.get("handledPasswordResetRequest") == request.request
+                missing.append((request, handled, record, status))
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        for request, handled, record, status in missing:
+            self.checks += 1
+            state = ("handled (handledPasswordResetRequest) without a forcedPasswordReset outcome" if handled
+                     else "not handled 10 s after convergence")
+            resets = [(r.get("trigger"), r.get("userPk")) for r in status.get("passwordResets") or []]
+            self.violate(4, f"round {round_no}: {request.ns}/jane: forced reset {request.request} {state}; "
+                            f"record {record.get('request')}/{record.get('outcome')}, phase {status.get('phase')}, "
+                            f"resets {resets}",
+                         key=f"forced-missing/{request.request}")
 
     def check_authentik(self, round_no: int) -> None:
         users = [u for u in self.authentik.store.users() if u.username.endswith("@acme.example")]
@@ -876,6 +1248,15 @@ class Run:
                 self.violate(4, f"round {round_no}: {count} Authentik users {username}")
         declared = {(m.get("spec") or {}).get("email"): m for m in self.objects("orgmanagedusers")}
         emails = Counter(mail.user_pk for mail in self.authentik.store.outbox())
+        # One email when the account is set up, and at most one per forced request on it.
+        forced: Counter[int] = Counter()
+        with self.lock:
+            for request in self.force_requests.values():
+                pks = {pk for pk in (request.user_pk, *self.forced_pks.get(request.request, ())) if pk is not None}
+                if not pks:  # never seen on an account: allow it on any account of that email
+                    pks = {u.pk for u in users if u.username == f"jane.{request.ns}@acme.example"}
+                for pk in pks:
+                    forced[pk] += 1
         for user in users:
             managed = declared.get(user.username)
             if managed is None:
@@ -883,8 +1264,9 @@ class Run:
                 continue
             if user.is_active and emails[user.pk] == 0:
                 self.violate(4, f"round {round_no}: {user.username} (pk {user.pk}) never got its reset email")
-            if emails[user.pk] > 1:
-                self.violate(4, f"round {round_no}: {user.username} (pk {user.pk}) got {emails[user.pk]} reset emails")
+            if emails[user.pk] > 1 + forced[user.pk]:
+                self.violate(4, f"round {round_no}: {user.username} (pk {user.pk}) got {emails[user.pk]} reset emails "
+                                f"({forced[user.pk]} forced requests)")
 
     def final_checks(self) -> None:
         """Invariant 6: no plaintext in logs, Events, statuses, annotations, metrics."""
@@ -922,7 +1304,13 @@ class Run:
                                                      if r.status is None or r.status >= 429).items())),
             "kills": self.kills, "leader_changes": self.leader_changes,
             "verifier_restarts": self.procs.spawns["verifier"] - 1, "invariant_checks": self.checks,
-            "token_values": len(self.values), "violations": len(self.violations),
+            "token_values": len(self.values), "rotate_requests": self.rotate_requests,
+            "rotations": sum(self.rotations.values()), "revocations": self.revocations,
+            "forced_resets": len(self.force_requests),
+            "forced_outcomes": dict(sorted(Counter(outcome for r in self.force_requests.values()
+                                                   for outcome, _ in r.outcomes).items())),
+            "consumers": dict(sorted(self.consumer_stats.items())),
+            "violations": len(self.violations),
             "violations_by_invariant": dict(Counter(str(v.invariant) for v in self.violations)),
             "converge_after_last_fault_s": {"p50": round(statistics.median(times), 2) if times else None,
                                             "max": round(max(times), 2) if times else None},

@@ -25,3 +25,4 @@ def test_a_short_seeded_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     assert result["lifecycles"] == 6
     assert result["invariant_checks"] > 0 and result["token_values"] > 0, result
     assert sum(result["faults"].values()) >= 6, result
+    assert result["rotate_requests"] > 0 and result["forced_resets"] > 0, result

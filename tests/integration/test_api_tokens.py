@@ -253,3 +253,19 @@ def test_a_replaced_secret_retires_the_old_value_and_is_left_alone(
         status = cluster.status(TOKENS, "t")
         assert status["phase"] == "Pending" and "tokenHash" not in status  # the old value no longer verifies
         assert cluster.secret("t")["data"] == foreign["data"]  # type: ignore[index]
+
+
+def test_a_term_whose_first_relist_fails_retries_it_and_serves(cluster: Cluster,
+                                                               start_operator: OperatorFactory) -> None:
+    """Found by the chaos run (issue 14, seed 3): an API error on the re-list that starts a term (here
+    500s on listing OrgApiTokens) ended the term's task silently; the replica kept renewing the Lease and
+    did nothing, so the standby never took over either."""
+    from org_operator.emulators.kubernetes import Rule
+
+    cluster.service_account("bot")
+    cluster.token("ci", "bot")
+    cluster.api.faults.add(Rule(verb="list", resource="orgapitokens", user_agent="org-operator/org-operator",
+                                action="error", status=500, times=2))
+    with start_operator():
+        wait_for(lambda: cluster.status(TOKENS, "ci").get("phase") == "Active", timeout=15)
+    assert cluster.api.faults.injected

@@ -667,3 +667,43 @@ def test_a_forced_rotation_needs_only_the_documented_permissions_on_2025_12(
     assert forced_record(cluster)["outcome"] == "Completed"
     assert authentik.store.sessions(pk) == [] and not authentik.store.check_password(pk, "jane-old-password")
     assert emails_to(authentik, pk) == 2
+
+
+def test_a_forced_request_before_the_first_email_is_that_email_and_records_its_outcome(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    """Found by the chaos run (issue 14, seeds 1 and 2): a forced request made before the account's first
+    email (just created, or Authentik down meanwhile) was taken as the creation email and handled with no
+    status.forcedPasswordReset outcome, the record the documentation tells an administrator to check."""
+    response = cluster.create("OrgManagedUser", "jane", {"email": "jane.doe@acme.example", "firstName": "Jane",
+                                                          "lastName": "Doe"}, annotations={FORCE: "force:1"})
+    assert response.status_code == 201, response.text
+    record = forced_record(cluster)
+    pk: int = cluster.status(USERS, "jane")["authentikUserPk"]
+    assert (record["outcome"], record["userPk"]) == ("Completed", pk)
+    time.sleep(0.5)
+    assert emails_to(authentik, pk) == 1  # the one email: no creation email besides
+    status = cluster.status(USERS, "jane")
+    assert status["handledPasswordResetRequest"] == "force:1"
+    assert [(r["trigger"], r["userPk"]) for r in status["passwordResets"]] == [("force:1", pk)]
+
+
+def test_a_forced_request_on_a_locked_user_never_emailed_says_no_email_then_reactivation_sends_the_first(
+    cluster: Cluster, authentik: AuthentikEmulator, idp_operator: Controller
+) -> None:
+    """The same, locked before its first email: NoEmailUserLocked at once (it used to wait, unhandled,
+    for a reactivation); reactivating sends the account's first email."""
+    response = cluster.create("OrgManagedUser", "jane", {"email": "jane.doe@acme.example", "firstName": "Jane",
+                                                          "lastName": "Doe", "active": False},
+                              annotations={FORCE: "force:1"})
+    assert response.status_code == 201, response.text
+    record = forced_record(cluster)
+    pk: int = cluster.status(USERS, "jane")["authentikUserPk"]
+    assert (record["outcome"], record["userPk"]) == ("NoEmailUserLocked", pk)
+    assert emails_to(authentik, pk) == 0
+    cluster.patch(USERS, "jane", {"spec": {"active": True}})
+    wait_for(lambda: emails_to(authentik, pk) == 1)
+    wait_for(lambda: [r.get("trigger") for r in cluster.status(USERS, "jane").get("passwordResets") or []] ==
+             ["Creation"])
+    time.sleep(0.5)
+    assert emails_to(authentik, pk) == 1

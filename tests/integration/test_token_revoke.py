@@ -62,6 +62,28 @@ def test_a_token_revoked_before_issue_is_never_issued(cluster: Cluster, operator
     assert "tokenHash" not in cluster.status(TOKENS, "never")
 
 
+def test_a_spec_change_on_a_token_already_revoked_is_observed(cluster: Cluster, operator: Controller) -> None:
+    """Found by the chaos run (issue 14, seed 1): `revoked: true` committed on a token its account's
+    deactivation had already revoked left observedGeneration behind for good, so tools that wait for the
+    generation (kstatus, Flux, `kubectl wait`) waited forever. The record stays as it was."""
+    cluster.service_account("bot")
+    cluster.token("ci", "bot")
+    wait_for(lambda: cluster.status(TOKENS, "ci").get("phase") == "Active")
+    assert cluster.patch(ACCOUNTS, "bot", {"spec": {"active": False}}).status_code == 200
+    wait_for(lambda: cluster.status(TOKENS, "ci").get("phase") == "Revoked")
+    revoked = cluster.status(TOKENS, "ci")
+    assert cluster.patch(TOKENS, "ci", {"spec": {"revoked": True}}).status_code == 200
+    generation = cluster.get(TOKENS, "ci")["metadata"]["generation"]  # type: ignore[index]
+    assert generation > revoked["observedGeneration"]
+    wait_for(lambda: cluster.status(TOKENS, "ci").get("observedGeneration") == generation, timeout=10)
+    status = cluster.status(TOKENS, "ci")
+    assert (status["phase"], status["revocationReason"], status["revokedAt"]) == (
+        "Revoked", "ServiceAccountDeactivated", revoked["revokedAt"])
+    ready = cluster.condition(TOKENS, "ci")
+    assert (ready["status"], ready["reason"], ready["observedGeneration"]) == (
+        "False", "ServiceAccountDeactivated", generation)
+
+
 def test_kubectl_get_shows_the_revocation_by_default() -> None:
     """`kubectl get oat` (no -o wide) shows the phase and the Ready reason, e.g. Revoked RevokedByRequest."""
     crd = yaml.safe_load(next(path for path in CRDS if path.name == "orgapitokens.yaml").read_text())

@@ -40,6 +40,7 @@ from ..decisions.tokens import (
     decide,
     expires_at,
     health,
+    is_final,
     previous_valid,
 )
 from ..kube import Conflict, KubeError, core_path
@@ -71,6 +72,8 @@ async def reconcile(ctl: Controller, key: Key) -> None:
     )
     if decision.action is not Action.WRITE_ROTATED:
         ctl.held_values.pop(key, None)  # written, superseded, or the token was revoked meanwhile
+    if is_final(token) and not token.meta.deleting:
+        await _observe_final(ctl, token, now)
     match decision.action:
         case Action.NOTHING:
             pass
@@ -114,6 +117,19 @@ def _account_state(ctl: Controller, token: ApiTokenView) -> ServiceAccountState:
         account.meta, constants.KIND_SERVICE_ACCOUNT, account.spec.email
     )
     return ServiceAccountState(account, lost_email, ctl.state.managed_user(key) is not None)
+
+
+async def _observe_final(ctl: Controller, token: ApiTokenView, now: datetime) -> None:
+    """A final token's spec may still change (`revoked: true` committed after its account's deactivation
+    revoked it, rotation settings edited): record the generation, the record itself unchanged."""
+    if token.status.get("observedGeneration") == token.meta.generation:
+        return
+    ready = conditions.find(token.status.get("conditions") or [], ConditionType.READY) or {}
+    reason = str(ready.get("reason") or token.status.get("revocationReason") or token.status.get("phase"))
+    kept = conditions.set_condition(token.status.get("conditions") or [], type=ConditionType.READY, status=False,
+                                    reason=reason, message=str(ready.get("message") or ""),
+                                    generation=token.meta.generation, now=now)
+    await _write_status(ctl, token, {"observedGeneration": token.meta.generation, "conditions": kept})
 
 
 def _unchanged_or_pending(token: ApiTokenView) -> str:

@@ -317,7 +317,7 @@ async def _record(ctl: Controller, identity: AuthentikClient, view: ManagedUserV
         status["passwordResets"] = resets
     email_condition: tuple[str, bool, str, str] | None = None
     retry_email = False
-    if request is not None and not setup and is_forced(request):
+    if request is not None and is_forced(request):  # also the first email of an account not set up yet
         email_condition, retry_email = await _forced_rotation(ctl, identity, view, user, request, now, status)
     elif trigger is not None and spec.active:
         try:

@@ -188,7 +188,15 @@ class Controller:
         """Re-list everything, then reconcile every object and start the timers, until cancelled."""
         self.queue = WorkQueue(self._reconcile, workers=self.settings.workers)
         self._events = EventRecorder(self.kube, self.settings.instance)
-        await self.relist()
+        delay = 0.5
+        while True:  # a term that cannot list serves nothing; ending it silently would keep the Lease idle
+            try:
+                await self.relist()
+                break
+            except Exception:
+                logger.exception("Re-listing the cluster to start the term failed; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         self.leading = True
         self._events.start()
         self.queue.start()
