@@ -51,9 +51,6 @@ GITOPS = "chaos-gitops/1.0"  # the workload's User-Agent: never partitioned, nev
 LEASE_ENV = {"ORG_OPERATOR_LEASE_DURATION": "3", "ORG_OPERATOR_LEASE_RENEW_DEADLINE": "2",
              "ORG_OPERATOR_LEASE_RETRY_PERIOD": "0.5"}
 REPLICAS = ("replica-a", "replica-b")
-LATE_WRITE_WINDOW = 31.0
-"""Above the longest ak_timeout stall (30 s from sending). A deletion within a window of a write that got no
-answer, or of a new leader's term, keeps its finalizer that long (Ready=False, LateWritePending)."""
 LATE_WRITE_PENDING = "LateWritePending"
 # The product's annotations (operator/org_operator/api/constants.py; the harness never imports the operator).
 ROTATE_ANNOTATION = f"{GROUP}/rotate"
@@ -123,6 +120,14 @@ class Options:
     outage: float = 60.0        # seconds of the Authentik outage (one per run, in a round drawn from the seed)
     grace: float = 1.0          # invariant 1: a dead token may verify at most this long after the change
     converge_within: float = 30.0
+    stall: tuple[float, float] = (15.0, 30.0)  # ak_timeout: Authentik holds a request this long, then applies it
+    authentik_timeout: float = 10.0  # the operator's Authentik timeout (its default): longer stalls land late
+
+    @property
+    def late_write_window(self) -> float:
+        """Above the longest stall. A deletion within a window of a write that got no answer, or of a new
+        leader's term, keeps its finalizer that long (Ready=False, LateWritePending)."""
+        return self.stall[1] + 1.0
     step_pause: float = 0.35    # upper bound of the random pause between workload steps
     kube_faults: bool = True    # use the emulator's Faults API when the emulator has it
     logs: Path = Path("chaos-logs")
@@ -395,7 +400,8 @@ class Run:
             env = {**LEASE_ENV, "ORG_OPERATOR_AUTHENTIK_URL": authentik.url, "ORG_OPERATOR_AUTHENTIK_TOKEN": AK_TOKEN,
                    "ORG_OPERATOR_AUTHENTIK_PUBLIC_HOST": PUBLIC_HOST, "ORG_OPERATOR_RESYNC_INTERVAL": "2",
                    "ORG_OPERATOR_ACCOUNT_STATUS_DELAY": "0.2",
-                   "ORG_OPERATOR_LATE_WRITE_WINDOW": str(LATE_WRITE_WINDOW)}
+                   "ORG_OPERATOR_AUTHENTIK_TIMEOUT": str(self.o.authentik_timeout),
+                   "ORG_OPERATOR_LATE_WRITE_WINDOW": str(self.o.late_write_window)}
             self.procs = Processes(self.product, api.write_kubeconfig(logs / "kubeconfig"), logs, env)
             if peering:  # as the older manifests installed it: the replicas wait for it before serving
                 self.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", {
@@ -720,8 +726,9 @@ class Run:
         elif kind == "ak_5xx":
             self.authentik.faults.fail(rng.choice([500, 502, 503]), times=1 + int(param * 5))
         elif kind == "ak_timeout":
-            self.authentik.faults.delay(15 + param * 15, times=1 + int(param * 2), method=rng.choice([None, "POST",
-                                                                                                   "PATCH"]))
+            low, high = self.o.stall
+            self.authentik.faults.delay(low + param * (high - low), times=1 + int(param * 2),
+                                        method=rng.choice([None, "POST", "PATCH"]))
         elif kind == "ak_outage":
             self.authentik.down(refuse=rng.random() < 0.5)
             self.after(param, self.authentik_up)
@@ -1135,7 +1142,7 @@ class Run:
         def held() -> list[str]:
             return [f"{b['metadata']['namespace']}/{b['metadata']['name']}" for b in self.objects("orgmanagedusers")
                     if b["metadata"].get("deletionTimestamp")]
-        deadline = time.monotonic() + LATE_WRITE_WINDOW + self.o.converge_within
+        deadline = time.monotonic() + self.o.late_write_window + self.o.converge_within
         while (pending := held()) and time.monotonic() < deadline:
             time.sleep(0.5)
         self.checks += 1

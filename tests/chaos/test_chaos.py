@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.chaos
 def test_a_short_seeded_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     seed = int(os.environ.get("ORG_OPERATOR_CHAOS_SEED", "12"))
-    options = Options(seed=seed, lifecycles=6, per_round=3, outage=4.0, converge_within=30.0, logs=tmp_path)
+    # Shorter Authentik stalls (and timeout) than the long run's, so held deletions wait seconds, not 31 s.
+    options = Options(seed=seed, lifecycles=6, per_round=3, outage=4.0, converge_within=30.0, logs=tmp_path,
+                      stall=(3.0, 6.0), authentik_timeout=2.0)
     result, run = chaos_run(Product(REPO), options)
     assert run.violations == [], run.report()
     assert result["lifecycles"] == 6
