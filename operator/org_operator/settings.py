@@ -49,6 +49,10 @@ class OperatorSettings(BaseSettings):
         'group, by namespace (JSON: {"acme": ["Acme Staff"]}); any other group not created for it is refused.',
     )
     resync_interval: float = Field(default=600.0, gt=0, description="Seconds between drift resyncs with Authentik.")
+    authentik_recovery_probe: float = Field(
+        default=5.0, gt=0, description="Seconds between checks whether Authentik answers again while managed users "
+        "wait for it; when it does, they are retried at once instead of after their backoff (up to 300 s).",
+    )
     late_write_window: float = Field(
         default=120.0, gt=0, description="Seconds an Authentik write that got no answer (timeout, dropped "
         "connection) may still take to be applied. The user is read again and corrected once it has passed, and a "

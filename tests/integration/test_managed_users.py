@@ -245,6 +245,24 @@ def test_outage_is_a_condition_then_converges(
         assert cluster.condition(USERS, "jane", "IdentityProviderReachable")["status"] == "True"
 
 
+def test_a_deletion_waiting_for_authentik_finishes_as_soon_as_it_answers_again(
+    cluster: Cluster, authentik: AuthentikEmulator, start_operator: OperatorFactory
+) -> None:
+    """Found by the chaos run (seed 2): after a long outage the clean-up's backoff had grown to tens of
+    seconds, and the deletion waited that long after Authentik was back. Now it is retried at once."""
+    jane(cluster, deletionPolicy="Delete")
+    with start_operator(settings_for(authentik, authentik_recovery_probe=0.3)) as controller:
+        wait_for(lambda: phase(cluster, "jane") == "Active")
+        pk = cluster.status(USERS, "jane")["authentikUserPk"]
+        authentik.down(refuse=False)  # 503 to everything
+        cluster.delete(USERS, "jane")
+        key = (cluster.namespace, "jane")
+        wait_for(lambda: controller.identity_failures.get(key, 0) >= 3, timeout=40)  # its backoff is now 8-16 s
+        authentik.up()
+        wait_for(lambda: cluster.get(USERS, "jane") is None, timeout=4)  # not after the backoff
+        assert authentik.store.user(pk) is None
+
+
 def test_without_authentik_settings_managed_users_say_so(cluster: Cluster, operator: Controller) -> None:
     jane(cluster)
     wait_for(lambda: cluster.condition(USERS, "jane").get("reason") == "IdentityProviderNotConfigured")

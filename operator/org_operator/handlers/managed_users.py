@@ -109,6 +109,7 @@ async def _reconcile(ctl: Controller, key: Key, late_write_due: bool) -> None:
     if view is None:
         ctl.state.forget(PLURAL, key)
         ctl.late_writes.forget(key)
+        ctl.awaiting_identity.discard(key)
         return
     now = datetime.now(UTC)
     if view.meta.deleting:
@@ -180,6 +181,8 @@ async def _unreachable(ctl: Controller, view: ManagedUserView, now: datetime, er
     if (previous or {}).get("reason") != reason:
         logger.warning("%s/%s: %s", view.meta.namespace, view.meta.name, message)
         ctl.events.warning(KIND, view.meta, reason, message)
+    if isinstance(error, AuthentikUnavailable):
+        ctl.awaiting_identity.add(view.meta.key)  # retried as soon as Authentik answers again
     failures = ctl.identity_failures[view.meta.key] = ctl.identity_failures.get(view.meta.key, 0) + 1
     retry_after = getattr(error, "retry_after", None)
     delay = retry_after or min(300.0, 2.0 * 2 ** min(failures, 8)) * _jitter.uniform(0.5, 1.0)

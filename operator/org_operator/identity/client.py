@@ -115,6 +115,10 @@ class AuthentikClient:
             problems=problems,
         )
 
+    async def ping(self) -> None:
+        """One cheap read (the token's own user); raises `AuthentikError` while Authentik cannot answer it."""
+        await self._get("core/users/me/")
+
     async def server_version(self) -> str:
         return str((await self._get("admin/version/")).get("version_current", ""))
 

@@ -78,6 +78,9 @@ class Controller:
         """Managed users with an Authentik write that got no answer and may still land: read again once it
         cannot any more (see ``runtime.late_writes``). Kept across terms of this process."""
         self.identity_failures: dict[Key, int] = {}
+        self.awaiting_identity: set[Key] = set()
+        """Managed users whose last reconcile found Authentik unreachable: retried as soon as it answers again
+        (``_retry_when_identity_answers``), not only when their backoff ends, which may be minutes later."""
         self.held_values: dict[Key, HeldValue] = {}
         """Rotated values whose hash the status already records, held in memory (never written anywhere but
         their Secret) until verifiers have had time to see that status; lost with the process, which is
@@ -203,6 +206,8 @@ class Controller:
         if self.identity is not None:
             self._background.append(asyncio.create_task(self._check_identity(), name="authentik-check"))
             self._background.append(asyncio.create_task(self._resync_forever(), name="authentik-resync"))
+            self._background.append(asyncio.create_task(self._retry_when_identity_answers(),
+                                                        name="authentik-recovery"))
             # A previous leader's unanswered writes are unknown here, and may land during the window.
             users = self.state.all_keys(constants.MANAGED_USERS)
             if users:
@@ -352,6 +357,23 @@ class Controller:
         for problem in report.problems:
             logger.warning("Authentik: %s", problem)
         logger.info("Authentik %s reached as %s", report.version, report.token_user)
+
+    async def _retry_when_identity_answers(self) -> None:
+        """While managed users wait for an unreachable Authentik, ask it one cheap question every
+        ``authentik_recovery_probe`` seconds; once it answers, queue them all at once."""
+        assert self.identity is not None
+        while True:
+            await asyncio.sleep(self.settings.authentik_recovery_probe)
+            if not self.awaiting_identity:
+                continue
+            try:
+                await self.identity.ping()
+            except AuthentikError:
+                continue
+            waiting, self.awaiting_identity = self.awaiting_identity, set()
+            logger.info("Authentik answers again: retrying %d managed users now", len(waiting))
+            for key in waiting:
+                self.enqueue(constants.MANAGED_USERS, key)
 
     async def _resync_forever(self) -> None:
         interval = self.settings.resync_interval
