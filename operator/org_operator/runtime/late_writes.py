@@ -33,9 +33,7 @@ class LateWrites(Generic[K]):
 
     def note(self, key: K) -> float:
         """An unsure write for `key` happened now; returns when it is settled."""
-        settles = self._clock() + self.window
-        self._settles[key] = max(settles, self._settles.get(key, settles))
-        return settles
+        return self.begin_term((key,))
 
     def begin_term(self, keys: Iterable[K]) -> float:
         """A new term: the previous leader's writes for any of `keys` may still land; returns when they cannot."""
